@@ -1,0 +1,204 @@
+"""Run configuration: pydantic models (`extra="forbid"`), loaded from YAML with `safe_load`.
+
+One config per run; the resolved config (defaults filled in, paths absolute) is saved beside the output
+as `config.yaml`, so a run folder says exactly what produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from roadsynth.datasets.io import atomic_write_text
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Model):
+    """Per-camera ground model. Either a linear horizon model (`horizon_frac` + `height_m`) or full intrinsics."""
+
+    height_m: float = Field(1.4, description="camera mounting height above the road, metres")
+    horizon_frac: float | None = Field(None, description="horizon row as a fraction of image height (0 = top)")
+    fx: float | None = None
+    fy: float | None = None
+    cx: float | None = None
+    cy: float | None = None
+    pitch_deg: float = 0.0
+
+    @field_validator("height_m")
+    @classmethod
+    def _height(cls, v: float) -> float:
+        if not 0.2 <= v <= 10:
+            raise ValueError(f"`height_m` must be in [0.2, 10], but got {v}")
+        return v
+
+    @field_validator("horizon_frac")
+    @classmethod
+    def _horizon(cls, v: float | None) -> float | None:
+        if v is not None and not -0.5 <= v <= 1.0:
+            raise ValueError(f"`horizon_frac` must be in [-0.5, 1.0], but got {v}")
+        return v
+
+    @field_validator("pitch_deg")
+    @classmethod
+    def _pitch(cls, v: float) -> float:
+        if not -30 <= v <= 30:
+            raise ValueError(f"`pitch_deg` must be in [-30, 30], but got {v}")
+        return v
+
+
+class SceneSource(_Model):
+    """Where background road frames come from.
+
+    `format: label_maps` is a folder of frames with per-pixel label PNGs (CamVid style): `road_values`
+    give the drivable ground, and connected blobs of `object_values` become (approximate) boxes.
+    """
+
+    name: str
+    format: Literal["label_maps", "coco", "yolo", "folder"]
+    path: Path  # images folder (label_maps/folder), annotations json (coco), dataset root (yolo)
+    images_root: Path | None = None  # coco only
+    label_maps: Path | None = None
+    road_values: list[int] = [3]
+    object_values: dict[int, str] = {}
+    min_object_px: int = 150
+    scene_regex: str | None = Field(None, description="regex; group 1 of a match on the file name = scene id")
+    camera: CameraConfig = CameraConfig(horizon_frac=0.45)
+
+
+class CutoutSource(_Model):
+    """A source of real object cut-outs; `bank` is a folder saved by `CutoutBank.save`."""
+
+    kind: Literal["msrc", "weizmann", "coco", "yolo", "bank"]
+    path: Path
+    images_dir: Path | None = None  # coco only
+    categories: list[str] | None = None  # msrc / coco: which classes to take
+    class_map: dict[str, str] | None = None  # yolo: dataset class name -> roadsynth category
+    min_area: int = 1500
+
+
+class InsertConfig(_Model):
+    method: Literal["paste"] = "paste"
+    categories: dict[str, float] = Field(..., description="category -> sampling weight")
+    objects_per_image: tuple[int, int] = (1, 2)
+    blend: Literal["feather", "poisson", "none"] = "feather"
+    feather_px: float = 2.0
+    harmonize: bool = True
+    shadow: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> "InsertConfig":
+        lo, hi = self.objects_per_image
+        if not 1 <= lo <= hi <= 50:
+            raise ValueError(f"`objects_per_image` must satisfy 1 <= min <= max <= 50, but got {self.objects_per_image}")
+        if not self.categories or any(w <= 0 for w in self.categories.values()):
+            raise ValueError(f"`categories` must map at least one class to a positive weight, but got {self.categories}")
+        return self
+
+
+class PlacementSettings(_Model):
+    ground_band: tuple[float, float] = Field((0.05, 0.98), description="contact rows between horizon+band[0] and band[1]")
+    max_iou_existing: float = 0.0
+    max_iou_new: float = 0.0
+    min_pixel_height: float = 12.0
+    tries: int = 200
+
+
+class GenerateConfig(_Model):
+    seed: int = 0
+    scenes: list[SceneSource]
+    n_images: int = Field(50, ge=1)
+    cutouts: list[CutoutSource]
+    insert: InsertConfig
+    placement: PlacementSettings = PlacementSettings()
+    chunk_size: int = Field(16, ge=1)
+    jpeg_quality: int = Field(92, ge=50, le=100)
+
+
+class RealDataConfig(_Model):
+    format: Literal["yolo", "coco"]
+    path: Path
+    images_root: Path | None = None
+    test_fraction: float = Field(0.3, gt=0, lt=1)
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    split_seed: int = 0
+    long_tail: dict[str, int] = Field({}, description="category -> number of TRAIN images kept that contain it")
+
+
+class DetectorConfig(_Model):
+    model: str = "yolo11n.yaml"
+    imgsz: int = Field(256, ge=32)
+    epochs: int = Field(5, ge=1)
+    batch: int = Field(16, ge=1)
+    workers: int = Field(0, ge=0)
+    device: str = "cpu"
+
+
+class ExperimentConfig(_Model):
+    real: RealDataConfig
+    cutouts_from_real: dict[str, str] = Field(
+        {}, description="real category -> roadsynth category: cut-outs of the long-tail class from the kept train images"
+    )
+    arms: list[Literal["real", "real+generated", "generated-only"]] = ["real", "real+generated"]
+    seeds: list[int] = [0, 1]
+    detector: DetectorConfig = DetectorConfig()
+    eval_backend: Literal["faster", "pycocotools"] = "faster"
+    bootstrap: int = Field(500, ge=0)
+
+
+class Config(_Model):
+    name: str = "roadsynth-run"
+    generate: GenerateConfig
+    experiment: ExperimentConfig | None = None
+
+    def digest(self) -> str:
+        """Stable hash of the resolved config (cache keys, manifests)."""
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _resolve_paths(node: object, base: Path) -> object:
+    """Make every relative `path`-like string absolute against the config file's folder."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in {"path", "images_root", "label_maps", "images_dir"} and isinstance(v, str) and v:
+                p = Path(v).expanduser()
+                out[k] = str(p if p.is_absolute() else (base / p).resolve())
+            else:
+                out[k] = _resolve_paths(v, base)
+        return out
+    if isinstance(node, list):
+        return [_resolve_paths(v, base) for v in node]
+    return node
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, but got {type(raw).__name__}")
+    try:
+        return Config.model_validate(_resolve_paths(raw, path.parent.resolve()))
+    except ValidationError as e:
+        lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise ConfigError(f"{path}: invalid config:\n  " + "\n  ".join(lines)) from None
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    atomic_write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

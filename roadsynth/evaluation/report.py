@@ -1,0 +1,119 @@
+"""Experiment outputs a person reads: `metrics.json`, `runs.csv`, `report.md`.
+
+Numbers are aggregated per arm over seeds (mean, sample std, n). The comparison section never claims
+a gain that the spread does not support: a difference smaller than the seed-to-seed noise is
+reported as such.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from roadsynth.datasets.io import atomic_write_json, atomic_write_text
+
+HEADLINE = ("mAP50_95", "mAP50", "mAP75", "AP_small", "AP_medium", "AP_large", "AR100")
+
+
+def _mean_std(values: Sequence[float]) -> dict[str, float | int | None]:
+    v = np.array([x for x in values if x is not None and not math.isnan(x)], dtype=float)
+    if v.size == 0:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
+
+
+def aggregate_runs(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """{arm: {metric: mean, metric_std, per_class: {name: {...}}, seeds: [...]}} from per-run rows."""
+    arms: dict[str, Any] = {}
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        runs = [r for r in rows if r["arm"] == arm]
+        out: dict[str, Any] = {"seeds": [r["seed"] for r in runs], "train_images": runs[0]["train_images"]}
+        for k in HEADLINE:
+            s = _mean_std([r.get(k) for r in runs])
+            out[k], out[f"{k}_std"] = s["mean"], s["std"]
+        classes = dict.fromkeys(c for r in runs for c in r.get("per_class", {}))
+        out["per_class"] = {}
+        for c in classes:
+            ap = _mean_std([r["per_class"][c].get("AP50_95") for r in runs if c in r.get("per_class", {})])
+            ap50 = _mean_std([r["per_class"][c].get("AP50") for r in runs if c in r.get("per_class", {})])
+            out["per_class"][c] = {"AP50_95": ap["mean"], "AP50_95_std": ap["std"], "AP50": ap50["mean"],
+                                   "AP50_std": ap50["std"], "n_gt": runs[0]["per_class"][c].get("n_gt")}
+        arms[arm] = out
+    return arms
+
+
+def _fmt(mean: float | None, std: float | None = None, scale: float = 100.0) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean * scale:.2f}" + (f" ± {std * scale:.2f}" if std is not None else "")
+
+
+def compare(arms: dict[str, Any], baseline: str, metric: str = "mAP50_95") -> list[dict[str, Any]]:
+    """Each arm vs the baseline on the mean over seeds, with the seed spread as the noise yardstick."""
+    base = arms.get(baseline)
+    out = []
+    for name, a in arms.items():
+        if name == baseline or base is None or a[metric] is None or base[metric] is None:
+            continue
+        diff = a[metric] - base[metric]
+        noise = max(a[f"{metric}_std"] or 0.0, base[f"{metric}_std"] or 0.0)
+        out.append({"arm": name, "baseline": baseline, "metric": metric, "difference": diff, "seed_std": noise,
+                    "within_noise": abs(diff) <= noise or len(a["seeds"]) < 2})
+    return out
+
+
+def write_report(out_dir: Path, rows: list[dict[str, Any]], *, title: str, context: dict[str, Any],
+                 comparisons: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write metrics.json, runs.csv and report.md into `out_dir`; returns the metrics dict."""
+    arms = aggregate_runs(rows)
+    baseline = "real" if "real" in arms else next(iter(arms))
+    comparisons = comparisons if comparisons is not None else compare(arms, baseline)
+    metrics = {"title": title, "arms": arms, "comparisons": comparisons, "context": context}
+    atomic_write_json(out_dir / "metrics.json", metrics, indent=2)
+    flat = [{k: v for k, v in r.items() if k != "per_class"} |
+            {f"AP50_95[{c}]": m.get("AP50_95") for c, m in r.get("per_class", {}).items()} for r in rows]
+    atomic_write_text(out_dir / "runs.csv", pd.DataFrame(flat).to_csv(index=False))
+    atomic_write_text(out_dir / "report.md", render_markdown(metrics))
+    return metrics
+
+
+def render_markdown(metrics: dict[str, Any]) -> str:
+    arms, ctx = metrics["arms"], metrics["context"]
+    lines = [f"# {metrics['title']}", ""]
+    for k, v in ctx.items():
+        lines.append(f"- **{k}**: {v}")
+    lines += ["", "## Arms (COCO metrics on the real test split, ×100, mean ± std over seeds)", "",
+              "| arm | train images | seeds | " + " | ".join(HEADLINE) + " |",
+              "|---|---:|---|" + "---:|" * len(HEADLINE)]
+    for name, a in arms.items():
+        cells = [_fmt(a[k], a[f"{k}_std"]) for k in HEADLINE]
+        lines.append(f"| {name} | {a['train_images']} | {a['seeds']} | " + " | ".join(cells) + " |")
+    classes = list(dict.fromkeys(c for a in arms.values() for c in a["per_class"]))
+    lines += ["", "## Per class AP50-95 (×100)", "", "| class | test objects | " + " | ".join(arms) + " |",
+              "|---|---:|" + "---:|" * len(arms)]
+    for c in classes:
+        n_gt = next((a["per_class"][c]["n_gt"] for a in arms.values() if c in a["per_class"]), None)
+        cells = [_fmt(a["per_class"].get(c, {}).get("AP50_95"), a["per_class"].get(c, {}).get("AP50_95_std"))
+                 for a in arms.values()]
+        lines.append(f"| {c} | {n_gt} | " + " | ".join(cells) + " |")
+    lines += ["", "## Verdict", ""]
+    for comp in metrics["comparisons"]:
+        lines.append(_verdict_line(comp))
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _verdict_line(c: dict[str, Any]) -> str:
+    d = c["difference"] * 100
+    if "ci_low" in c:
+        return (f"- **{c['arm']} vs {c['baseline']}** ({c['metric']}): {d:+.2f} points, 95 % CI "
+                f"[{c['ci_low'] * 100:+.2f}, {c['ci_high'] * 100:+.2f}] → **{c['verdict']}**.")
+    if c["within_noise"]:
+        return (f"- **{c['arm']} vs {c['baseline']}** ({c['metric']}): {d:+.2f} points, within the seed-to-seed "
+                f"spread (±{c['seed_std'] * 100:.2f}) → **no significant change** shown by this run.")
+    return (f"- **{c['arm']} vs {c['baseline']}** ({c['metric']}): {d:+.2f} points, larger than the seed spread "
+            f"(±{c['seed_std'] * 100:.2f}); see the confidence interval before trusting it.")

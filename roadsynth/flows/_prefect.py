@@ -1,0 +1,24 @@
+"""The one place that imports Prefect, after applying offline defaults a user can still override."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _apply_offline_defaults() -> None:
+    # Ephemeral mode needs a writable home; reuse one per user so the SQLite migrations (~20 s) run once.
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(Path.home() / ".cache" / "roadsynth" / "prefect")))
+    home.expanduser().mkdir(parents=True, exist_ok=True)  # Prefect creates only the last path component
+    # The server's telemetry is its only outbound connection (offline-facts §5); DO_NOT_TRACK alone does not stop it.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_UI_ENABLED", "false")
+
+
+_apply_offline_defaults()
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+__all__ = ["flow", "task", "get_run_logger", "NO_CACHE"]

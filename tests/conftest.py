@@ -1,0 +1,66 @@
+"""Shared test helpers: repository paths and an outbound-network audit."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "sample"
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+class NetworkAudit:
+    """Records every attempt to reach a non-loopback host (via `sys.addaudithook`, which cannot be removed,
+    so one process-wide hook feeds whichever audit is active)."""
+
+    active: "NetworkAudit | None" = None
+    _installed = False
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    @classmethod
+    def _hook(cls, event: str, args: tuple) -> None:
+        audit = cls.active
+        if audit is None or event not in ("socket.connect", "socket.getaddrinfo", "socket.sendto"):
+            return
+        host = None
+        if event == "socket.getaddrinfo":
+            host = args[0]
+        elif len(args) >= 2 and isinstance(args[1], tuple) and args[1]:
+            host = args[1][0]
+        if host is None or isinstance(host, bytes):
+            host = host.decode() if isinstance(host, bytes) else host
+        if host is None or _is_local(str(host)):
+            return
+        audit.events.append(f"{event} {host}")
+
+    def __enter__(self) -> "NetworkAudit":
+        if not NetworkAudit._installed:
+            sys.addaudithook(NetworkAudit._hook)
+            NetworkAudit._installed = True
+        NetworkAudit.active = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        NetworkAudit.active = None
+
+
+def _is_local(host: str) -> bool:
+    if host in ("localhost", "", socket.gethostname()) or host.startswith("/"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture
+def network_audit():
+    with NetworkAudit() as audit:
+        yield audit
