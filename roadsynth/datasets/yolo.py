@@ -1,0 +1,144 @@
+"""YOLO (Ultralytics layout) <-> COCO `Dataset`.
+
+Reading: `data.yaml` names the classes; every image under the root's `images/` folder (recursively)
+has its labels at the same relative path under `labels/` with a `.txt` suffix. Lines are boxes
+(`cls cx cy w h`, normalised) or YOLO-seg polygons (`cls x1 y1 x2 y2 ...`). COCO category id =
+class index + 1, image ids 1..N in sorted path order.
+
+Writing: images are named by their COCO id (`000049.jpg`), because Ultralytics derives a numeric
+`image_id` from a numeric file stem and a string id otherwise, which COCO tools reject.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from roadsynth.datasets.io import atomic_write_text, image_size
+from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class YoloFormatError(ValueError):
+    pass
+
+
+def read_class_names(data_yaml: Path) -> list[str]:
+    try:
+        meta = yaml.safe_load(data_yaml.read_text()) or {}
+    except FileNotFoundError:
+        raise YoloFormatError(f"{data_yaml}: data.yaml not found") from None
+    except yaml.YAMLError as e:
+        raise YoloFormatError(f"{data_yaml}: not valid YAML: {e}") from None
+    names = meta.get("names")
+    if isinstance(names, dict):
+        names = [names[k] for k in sorted(names, key=int)]
+    if not isinstance(names, list) or not names:
+        raise YoloFormatError(f"{data_yaml}: `names` must be a non-empty list or dict, but got {names!r}")
+    return [str(n) for n in names]
+
+
+def parse_label_line(line: str, width: int, height: int, nc: int) -> tuple[int, Box, list[float] | None]:
+    parts = line.split()
+    try:
+        cls = int(parts[0])
+        vals = [float(v) for v in parts[1:]]
+    except (ValueError, IndexError):
+        raise ValueError(f"not numbers: {line.strip()!r}") from None
+    if not 0 <= cls < nc:
+        raise ValueError(f"class {cls} out of range [0, {nc})")
+    if len(vals) == 4:
+        cx, cy, w, h = vals
+        if w <= 0 or h <= 0:
+            raise ValueError(f"box has non-positive size w={w} h={h}")
+        return cls, Box((cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height), None
+    if len(vals) >= 6 and len(vals) % 2 == 0:
+        xs = [v * width for v in vals[0::2]]
+        ys = [v * height for v in vals[1::2]]
+        poly = [round(c, 2) for xy in zip(xs, ys) for c in xy]
+        return cls, Box.from_xyxy(min(xs), min(ys), max(xs), max(ys)), poly
+    raise ValueError(f"expected 5 values (box) or an odd count >= 7 (polygon), but got {len(parts)}")
+
+
+def read_yolo(root: str | Path, *, strict: bool = True) -> tuple[Dataset, Path]:
+    """Dataset + images root. With `strict=False` bad label lines are skipped and listed in `info["problems"]`."""
+    root = Path(root)
+    names = read_class_names(root / "data.yaml")
+    images_dir = root / "images"
+    if not images_dir.is_dir():
+        raise YoloFormatError(f"{images_dir}: images folder not found")
+    paths = sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    records, anns, problems = [], [], []
+    for image_id, p in enumerate(paths, start=1):
+        rel = p.relative_to(images_dir).as_posix()
+        w, h = image_size(p)
+        records.append(ImageRecord(image_id, rel, w, h, {"source": rel, "scene": p.stem}))
+        label = root / "labels" / Path(rel).with_suffix(".txt")
+        if not label.exists():
+            continue  # an image without a label file has no objects (Ultralytics convention)
+        for n, line in enumerate(label.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                cls, box, poly = parse_label_line(line, w, h, len(names))
+            except ValueError as e:
+                msg = f"{label}:{n}: {e}"
+                if strict:
+                    raise YoloFormatError(msg) from None
+                problems.append(msg)
+                continue
+            anns.append(Annotation(len(anns) + 1, image_id, cls + 1, box.clip(w, h), None, 0,
+                                   [poly] if poly else None))
+    cats = tuple(Category(i + 1, n) for i, n in enumerate(names))
+    info = {"source": str(root)} | ({"problems": problems} if problems else {})
+    return Dataset(tuple(records), tuple(anns), cats, info), images_dir
+
+
+def _place(src: Path, dst: Path, link: str) -> None:
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
+    if link == "symlink":
+        os.symlink(src.resolve(), dst)
+    elif link == "hardlink":
+        os.link(src, dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+def write_yolo_split(ds: Dataset, images_root: Path, out_dir: Path, split: str, class_names: list[str],
+                     link: Literal["symlink", "copy", "hardlink"] = "symlink") -> None:
+    index = {n.lower(): i for i, n in enumerate(class_names)}
+    names = {c.id: c.name.lower() for c in ds.categories}
+    by_image = ds.annotations_by_image()
+    (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
+    (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
+    for im in ds.images:
+        stem = f"{im.id:06d}"
+        _place(Path(images_root) / im.file_name, out_dir / "images" / split / f"{stem}{Path(im.file_name).suffix}", link)
+        lines = []
+        for a in by_image.get(im.id, []):
+            if a.iscrowd or names[a.category_id] not in index:
+                continue
+            b = a.bbox.clip(im.width, im.height)
+            if b.w <= 0 or b.h <= 0:
+                continue
+            cx, cy = (b.x + b.w / 2) / im.width, (b.y + b.h / 2) / im.height
+            lines.append(f"{index[names[a.category_id]]} {cx:.6f} {cy:.6f} {b.w / im.width:.6f} {b.h / im.height:.6f}")
+        atomic_write_text(out_dir / "labels" / split / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
+
+
+def write_yolo_splits(splits: dict[str, tuple[Dataset, Path]], out_dir: str | Path, class_names: list[str],
+                      link: Literal["symlink", "copy", "hardlink"] = "symlink") -> Path:
+    """Write several splits (`{"train": (ds, images_root), ...}`) and a data.yaml with an absolute `path`."""
+    out_dir = Path(out_dir).resolve()
+    for split, (ds, root) in splits.items():
+        write_yolo_split(ds, root, out_dir, split, class_names, link)
+    meta = {"path": str(out_dir), **{s: f"images/{s}" for s in splits}, "nc": len(class_names),
+            "names": list(class_names)}
+    atomic_write_text(out_dir / "data.yaml", yaml.safe_dump(meta, sort_keys=False))
+    return out_dir / "data.yaml"
