@@ -76,7 +76,7 @@ def dataset_to_coco_dict(ds: Dataset) -> dict[str, Any]:
     for a in sorted(ds.annotations, key=lambda r: r.id):
         area = a.area if a.area is not None else (polygon_area(a.segmentation) or a.bbox.area)
         out: dict[str, Any] = {"id": a.id, "image_id": a.image_id, "category_id": a.category_id,
-                               "bbox": [round(v, 3) for v in a.bbox.xywh()], "area": round(float(area), 3),
+                               "bbox": [round(float(v), 3) for v in a.bbox.xywh()], "area": round(float(area), 3),
                                "iscrowd": a.iscrowd}
         if a.segmentation is not None:
             out["segmentation"] = a.segmentation

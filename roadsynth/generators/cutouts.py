@@ -11,7 +11,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import cv2
 import numpy as np
@@ -65,8 +65,11 @@ class CutoutBank:
     def by_category(self, name: str) -> list[Cutout]:
         return self._by_cat.get(name, [])
 
-    def sample(self, category: str, rng: np.random.Generator) -> Cutout | None:
+    def sample(self, category: str, rng: np.random.Generator, max_aspect: float | None = None) -> Cutout | None:
+        """A random cut-out of `category`; with `max_aspect` (w/h), preferably one no wider than that."""
         pool = self.by_category(category)
+        if max_aspect is not None:
+            pool = [c for c in pool if c.aspect <= max_aspect] or pool
         return pool[int(rng.integers(len(pool)))] if pool else None
 
     def counts(self) -> dict[str, int]:
@@ -111,19 +114,19 @@ def _split_instances(mask: np.ndarray, min_area: int) -> list[np.ndarray]:
     return [labels == k for k in range(1, n) if stats[k, cv2.CC_STAT_AREA] >= min_area]
 
 
-def from_msrc(root: str | Path, categories: Iterable[str] = ("cow", "sheep", "dog", "horse"),
-              min_area: int = 1500) -> CutoutBank:
+def iter_msrc_instances(root: str | Path, categories: Iterable[str] = ("cow", "sheep", "dog", "horse"),
+                        min_area: int = 1500) -> Iterator[tuple[str, np.ndarray, np.ndarray, str]]:
+    """(image name, full RGB, full-frame instance mask, category) for every usable MSRC instance."""
     from scipy.io import loadmat
 
     root = Path(root)
     wanted = set(categories)
-    rows = list(csv.DictReader(open(root / "segments.csv")))
+    with open(root / "segments.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     images = sorted({r.get("image_jpg") or r["image"] for r in rows if r["class"] in wanted})
-    out = []
     for name in images:
-        img_path = root / "images" / name
+        rgb = load_image(root / "images" / name)
         mat_path = root / "newsegmentations_mats" / f"{Path(name).stem}_GT.mat"
-        rgb = load_image(img_path)
         try:
             mat = loadmat(mat_path)
         except (OSError, ValueError) as e:
@@ -136,9 +139,17 @@ def from_msrc(root: str | Path, categories: Iterable[str] = ("cow", "sheep", "do
             # The segment maps trace the outline loosely (a rim of grass); 2 px of erosion removes the halo.
             segment = cv2.erode((seg == k).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
             for j, m in enumerate(_split_instances(segment, min_area)):
-                c = make_cutout(rgb, m, cls, f"msrc:{name}#seg{k}.{j}", "segment-map", f"msrc/{Path(name).stem}/{k}.{j}")
-                if c is not None and not _touches_border(m):
-                    out.append(c)
+                if not _touches_border(m):
+                    yield f"{name}#seg{k}.{j}", rgb, m, cls
+
+
+def from_msrc(root: str | Path, categories: Iterable[str] = ("cow", "sheep", "dog", "horse"),
+              min_area: int = 1500) -> CutoutBank:
+    out = []
+    for name, rgb, m, cls in iter_msrc_instances(root, categories, min_area):
+        c = make_cutout(rgb, m, cls, f"msrc:{name}", "segment-map", f"msrc/{name}")
+        if c is not None:
+            out.append(c)
     return CutoutBank(out)
 
 
@@ -146,20 +157,24 @@ def _touches_border(mask: np.ndarray) -> bool:
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
-def from_weizmann(root: str | Path, min_area: int = 1500) -> CutoutBank:
+def iter_weizmann_instances(root: str | Path, min_area: int = 1500) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(file name, full RGB, full-frame horse mask) for every usable Weizmann image."""
     root = Path(root)
-    out = []
     for p in sorted((root / "rgb").glob("*.jpg")):
         rgb = load_image(p)
-        m = np.asarray(Image.open(root / "figure_ground" / p.name).convert("L").resize(
-            (rgb.shape[1], rgb.shape[0]), Image.BILINEAR)) >= 128  # masks are stored at another size, as JPEG
+        with Image.open(root / "figure_ground" / p.name) as im:  # stored at another size, as JPEG: resize, threshold
+            m = np.asarray(im.convert("L").resize((rgb.shape[1], rgb.shape[0]), Image.BILINEAR)) >= 128
         parts = _split_instances(m, min_area)
-        if not parts:
-            continue
-        m = max(parts, key=lambda x: x.sum())
-        if _touches_border(m):
-            continue
-        c = make_cutout(rgb, m, "horse", f"weizmann:{p.name}", "mask-image", f"weizmann/{p.stem}")
+        if parts:
+            m = max(parts, key=lambda x: x.sum())
+            if not _touches_border(m):
+                yield p.name, rgb, m
+
+
+def from_weizmann(root: str | Path, min_area: int = 1500) -> CutoutBank:
+    out = []
+    for name, rgb, m in iter_weizmann_instances(root, min_area):
+        c = make_cutout(rgb, m, "horse", f"weizmann:{name}", "mask-image", f"weizmann/{Path(name).stem}")
         if c is not None:
             out.append(c)
     return CutoutBank(out)

@@ -46,7 +46,8 @@ class PasteInserter:
         for i in sorted(range(len(placements)), key=lambda k: placements[k].contact[1]):
             p = placements[i]
             obj_rng = np.random.default_rng(int(seeds[i]))
-            cut = self.bank.sample(p.category, obj_rng)
+            # Prefer a cut-out whose shape fits the placement box (a side-view cow in a side-view slot).
+            cut = self.bank.sample(p.category, obj_rng, max_aspect=1.15 * p.box.w / p.box.h)
             if cut is None:
                 results[i] = Rejection(p, f"no cut-out for category `{p.category}` in the bank")
                 continue
@@ -70,8 +71,10 @@ class PasteInserter:
     def _paste_one(self, out: np.ndarray, p: Placement, cut: Cutout, rng: np.random.Generator, seed: int,
                    occluders: Mapping[int, Box | np.ndarray]) -> Insertion | Rejection:
         H, W = out.shape[:2]
-        th = int(round(p.box.h))
-        scale = th / cut.rgb.shape[0]
+        # Fit inside the placement box, bottom-centred on the contact point: the placement's overlap and
+        # occlusion checks were made for that box, so the object must not outgrow it.
+        scale = min(p.box.h / cut.rgb.shape[0], p.box.w / cut.rgb.shape[1])
+        th = int(round(cut.rgb.shape[0] * scale))
         tw = max(int(round(cut.rgb.shape[1] * scale)), 1)
         if th < 4:
             return Rejection(p, f"too small: {th} px tall")
