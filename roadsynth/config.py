@@ -54,6 +54,18 @@ class CameraConfig(_Model):
         return v
 
 
+class SceneFilterConfig(_Model):
+    """Which frames may serve as backgrounds (see `roadsynth.datasets.sampling.SceneFilter`)."""
+
+    require_categories: list[str] = []
+    exclude_categories: list[str] = []
+    min_box_area: float = 0.0
+    max_objects: int | None = None
+    min_width: int = 0
+    min_height: int = 0
+    attributes: dict[str, str | int | float | bool] = {}
+
+
 class SceneSource(_Model):
     """Where background road frames come from.
 
@@ -71,6 +83,7 @@ class SceneSource(_Model):
     min_object_px: int = 150
     scene_regex: str | None = Field(None, description="regex; group 1 of a match on the file name = scene id")
     camera: CameraConfig = CameraConfig(horizon_frac=0.45)
+    filter: SceneFilterConfig = SceneFilterConfig()
 
 
 class CutoutSource(_Model):

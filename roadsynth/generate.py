@@ -22,6 +22,7 @@ from roadsynth.datasets.coco import dataset_to_coco_dict, read_coco, write_coco
 from roadsynth.datasets.io import atomic_write_json, load_image, save_image_atomic
 from roadsynth.datasets.label_maps import read_label_map, read_label_map_frames, road_mask
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
+from roadsynth.datasets.sampling import SceneFilter, select_images
 from roadsynth.datasets.yolo import read_yolo
 from roadsynth.generators.base import Insertion, Rejection
 from roadsynth.generators.cutouts import CutoutBank, build_bank
@@ -73,9 +74,14 @@ def build_bank_for(cfg: GenerateConfig) -> CutoutBank:
 def plan_jobs(cfg: GenerateConfig, sources: list[tuple[Dataset, Path]]) -> list[FrameJob]:
     """Background frame and seed of every output image; round-robin over sources, shuffled frames."""
     rng = np.random.default_rng(cfg.seed)
-    orders = [rng.permutation([im.id for im in ds.images]).tolist() for ds, _ in sources]
+    orders = []
+    for src, (ds, _) in zip(cfg.scenes, sources):
+        f = src.filter
+        flt = SceneFilter(tuple(f.require_categories), tuple(f.exclude_categories), f.min_box_area, f.max_objects,
+                          f.min_width, f.min_height, f.attributes)
+        orders.append(rng.permutation([im.id for im in select_images(ds, flt)]).tolist())
     if not any(orders):
-        raise ValueError("no background frames found in any scene source")
+        raise ValueError(f"no background frames pass the filters of any scene source ({[s.name for s in cfg.scenes]})")
     seeds = np.random.SeedSequence(cfg.seed).generate_state(cfg.n_images, dtype=np.uint32)
     jobs = []
     usable = [i for i, o in enumerate(orders) if o]

@@ -1,0 +1,23 @@
+from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
+from roadsynth.datasets.sampling import SceneFilter, select_images
+
+
+def ds() -> Dataset:
+    images = tuple(ImageRecord(i, f"{i}.jpg", 100 * i, 100, {"scene": "a" if i < 3 else "b"}) for i in range(1, 5))
+    anns = (Annotation(1, 1, 1, Box(0, 0, 10, 10)), Annotation(2, 2, 1, Box(0, 0, 40, 40)),
+            Annotation(3, 2, 2, Box(0, 0, 5, 5)), Annotation(4, 3, 2, Box(0, 0, 5, 5)))
+    return Dataset(images, anns, (Category(1, "Car"), Category(2, "Person")))
+
+
+def ids(flt: SceneFilter) -> list[int]:
+    return [im.id for im in select_images(ds(), flt)]
+
+
+def test_filters():
+    assert ids(SceneFilter()) == [1, 2, 3, 4]
+    assert ids(SceneFilter(require_categories=("car",))) == [1, 2]
+    assert ids(SceneFilter(require_categories=("car",), min_box_area=500)) == [2]
+    assert ids(SceneFilter(exclude_categories=("person",))) == [1, 4]
+    assert ids(SceneFilter(max_objects=1)) == [1, 3, 4]
+    assert ids(SceneFilter(min_width=250)) == [3, 4]
+    assert ids(SceneFilter(attributes={"scene": "b"})) == [3, 4]
