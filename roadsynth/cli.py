@@ -122,6 +122,21 @@ def generate(
 
 
 @app.command()
+def place(
+    config: Path = typer.Argument(..., help="roadsynth YAML config"),
+    out: Path = typer.Option(..., "--out", help="output folder: placements.json + overlay images"),
+    n: int = typer.Option(8, "--n", min=1, help="number of planned frames to preview"),
+) -> None:
+    """Preview placements (no insertion): where objects would go, how big, and why."""
+    from roadsynth.generate import place_preview
+
+    rows = place_preview(_load(config), out, n)
+    placed = sum(len(r["placements"]) for r in rows)
+    unplaced = sum(len(r["unplaced"]) for r in rows)
+    console.print(f"[green]{placed} placements ({unplaced} not placed) in {len(rows)} frames -> {out}[/green]")
+
+
+@app.command()
 def experiment(
     config: Path = typer.Argument(..., help="roadsynth YAML config with an `experiment` section"),
     out: Path = typer.Option(..., "--out", help="output folder"),

@@ -22,7 +22,12 @@ class _Model(BaseModel):
 
 
 class CameraConfig(_Model):
-    """Per-camera ground model. Either a linear horizon model (`horizon_frac` + `height_m`) or full intrinsics."""
+    """How the ground model of a scene source is obtained (the chosen source is recorded on every placement).
+
+    In order: explicit intrinsics (`fx`, `fy`, `cx`, `cy`) + `height_m` + `pitch_deg` -> pinhole model;
+    else `horizon_frac` + `height_m` -> linear horizon model; else, with `fit: true`, a robust fit over the
+    source's labelled objects of known height; else the fallback (`fallback_horizon_frac`, `height_m`).
+    """
 
     height_m: float = Field(1.4, description="camera mounting height above the road, metres")
     horizon_frac: float | None = Field(None, description="horizon row as a fraction of image height (0 = top)")
@@ -31,6 +36,10 @@ class CameraConfig(_Model):
     cx: float | None = None
     cy: float | None = None
     pitch_deg: float = 0.0
+    fit: bool = False
+    fallback_horizon_frac: float = 0.5
+    ground_polygon: list[tuple[float, float]] | None = Field(
+        None, description="static drivable polygon in pixels (used when a frame has no label map)")
 
     @field_validator("height_m")
     @classmethod
@@ -39,7 +48,7 @@ class CameraConfig(_Model):
             raise ValueError(f"`height_m` must be in [0.2, 10], but got {v}")
         return v
 
-    @field_validator("horizon_frac")
+    @field_validator("horizon_frac", "fallback_horizon_frac")
     @classmethod
     def _horizon(cls, v: float | None) -> float | None:
         if v is not None and not -0.5 <= v <= 1.0:
@@ -52,6 +61,15 @@ class CameraConfig(_Model):
         if not -30 <= v <= 30:
             raise ValueError(f"`pitch_deg` must be in [-30, 30], but got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _intrinsics(self) -> "CameraConfig":
+        given = [v is not None for v in (self.fx, self.fy, self.cx, self.cy)]
+        if any(given) and not all(given):
+            raise ValueError("camera intrinsics need all of `fx`, `fy`, `cx`, `cy` (or none)")
+        if all(given) and (self.fx <= 0 or self.fy <= 0):
+            raise ValueError(f"focal lengths must be > 0, but got fx={self.fx}, fy={self.fy}")
+        return self
 
 
 class SceneFilterConfig(_Model):
@@ -117,11 +135,20 @@ class InsertConfig(_Model):
 
 
 class PlacementSettings(_Model):
-    ground_band: tuple[float, float] = Field((0.05, 0.98), description="contact rows between horizon+band[0] and band[1]")
-    max_iou_existing: float = 0.0
-    max_iou_new: float = 0.0
+    """See `roadsynth.geometry.placement.PlacementConfig`."""
+
+    min_distance_m: float = 3.0
+    max_distance_m: float = 80.0
     min_pixel_height: float = 12.0
+    max_occluded: float = 0.4
+    max_cover_existing: float = 0.0
+    max_iou_new: float = 0.0
+    allow_truncation: bool = True
+    min_visible: float = 0.6
+    roadside_prob: float = 0.3
+    roadside_band_px: int = 25
     tries: int = 200
+    priors: dict[str, dict[str, float]] = Field({}, description="per-class size prior overrides")
 
 
 class GenerateConfig(_Model):

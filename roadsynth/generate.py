@@ -18,16 +18,19 @@ from pathlib import Path
 import numpy as np
 
 from roadsynth.config import Config, GenerateConfig, SceneSource, save_config
-from roadsynth.datasets.coco import dataset_to_coco_dict, read_coco, write_coco
+from roadsynth.datasets.coco import read_coco, write_coco
 from roadsynth.datasets.io import atomic_write_json, load_image, save_image_atomic
-from roadsynth.datasets.label_maps import read_label_map, read_label_map_frames, road_mask
-from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
+from roadsynth.datasets.label_maps import read_label_map_frames
+from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord, Provenance
 from roadsynth.datasets.sampling import SceneFilter, select_images
 from roadsynth.datasets.yolo import read_yolo
-from roadsynth.generators.base import Insertion, Rejection
+from roadsynth.generators.base import Insertion
 from roadsynth.generators.cutouts import CutoutBank, build_bank
 from roadsynth.generators.paste import PasteInserter
-from roadsynth.scenes import SceneFrame, ground_model, ground_region, place_for_frame
+from roadsynth.geometry.fit import FitResult
+from roadsynth.geometry.overlay import draw_overlay
+from roadsynth.geometry.placement import ObjectRequest
+from roadsynth.scenes import SceneFrame, fit_source_camera, ground_model, ground_region, place_for_frame
 
 
 @dataclass(frozen=True)
@@ -122,11 +125,11 @@ def run_chunk(
         bank, blend=g.insert.blend, feather_px=g.insert.feather_px, harmonize=g.insert.harmonize, shadow=g.insert.shadow
     )
     cat_names = output_categories(g, sources)
-    images, failures = [], []
+    images, failures, fits = [], [], {}
     for job in jobs:
         ds, root = sources[job.scene_source]
         try:
-            images.append(_generate_one(cfg, job, ds, root, inserter, cat_names, out_dir))
+            images.append(_generate_one(cfg, job, sources, fits, bank, inserter, cat_names, out_dir))
         except Exception as e:  # noqa: BLE001 - a bad frame is reported, the run goes on
             rec = next(im for im in ds.images if im.id == job.frame_id)
             failures.append({
@@ -138,26 +141,46 @@ def run_chunk(
     return payload
 
 
-def _generate_one(cfg: Config, job: FrameJob, ds: Dataset, root: Path, inserter: PasteInserter,
-                  cat_names: list[str], out_dir: Path) -> dict:
-    g = cfg.generate
-    src = g.scenes[job.scene_source]
+def _frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: list[tuple[Dataset, Path]],
+                    fits: dict[int, FitResult | None]):
+    """Everything placement needs for one job's background frame, deterministically from the job's seed."""
+    src = cfg.scenes[job.scene_source]
+    ds, root = sources[job.scene_source]
     rec = next(im for im in ds.images if im.id == job.frame_id)
     existing = [a for a in ds.annotations if a.image_id == rec.id]
-    id_to_name = {c.id: c.name for c in ds.categories}
+    names = {c.id: c.name for c in ds.categories}
     rgb = load_image(root / rec.file_name)
     h, w = rgb.shape[:2]
+    if job.scene_source not in fits:
+        fits[job.scene_source] = fit_source_camera(ds, src.camera)
+    frame = SceneFrame(rec, w, h, [(a.id, a.bbox) for a in existing], [(names[a.category_id], a.bbox) for a in existing])
+    camera = ground_model(src.camera, w, h, fits[job.scene_source])
+    region = ground_region(frame, src, camera, rgb)
+    return src, ds, rec, existing, rgb, frame, camera, region
+
+
+def _requests(cfg: GenerateConfig, bank: CutoutBank, rng: np.random.Generator) -> list[ObjectRequest]:
+    """What to insert: categories by weight, each with its cut-out chosen now so placement knows its shape."""
+    lo, hi = cfg.insert.objects_per_image
+    names = list(cfg.insert.categories)
+    weights = np.array([cfg.insert.categories[c] for c in names], dtype=float)
+    out = []
+    for i in rng.choice(len(names), size=int(rng.integers(lo, hi + 1)), p=weights / weights.sum()):
+        cut = bank.sample(names[i], rng)
+        out.append(ObjectRequest(names[i], cut.aspect if cut else None, {"cutout_id": cut.id} if cut else {}))
+    return out
+
+
+def _generate_one(cfg: Config, job: FrameJob, sources: list[tuple[Dataset, Path]], fits: dict, bank: CutoutBank,
+                  inserter: PasteInserter, cat_names: list[str], out_dir: Path) -> dict:
+    g = cfg.generate
+    src, ds, rec, existing, rgb, frame, camera, region = _frame_geometry(g, job, sources, fits)
+    id_to_name = {c.id: c.name for c in ds.categories}
     rng = np.random.default_rng(job.seed)
-    frame = SceneFrame(record=rec, width=w, height=h, boxes=[(a.id, a.bbox) for a in existing])
-    camera = ground_model(src.camera, w, h)
-    region = ground_region(frame, src, g.placement)
-    lo, hi = g.insert.objects_per_image
-    n = int(rng.integers(lo, hi + 1))
-    names = list(g.insert.categories)
-    weights = np.array([g.insert.categories[c] for c in names], dtype=float)
-    requests = [names[i] for i in rng.choice(len(names), size=n, p=weights / weights.sum())]
-    placements, unplaced = place_for_frame(frame, camera, region, requests, rng, g.placement)
-    out_rgb, results = inserter.insert(rgb, placements, rng)
+    placements, unplaced, _ = place_for_frame(frame, camera, region, _requests(g, bank, rng), rng, g.placement)
+    boxes = dict(frame.boxes)
+    occluders = {i: boxes[i] for p in placements for i in p.occluders}
+    out_rgb, results = inserter.insert(rgb, placements, rng, occluders=occluders)
 
     file_name = f"{job.index + 1:06d}.jpg"
     save_image_atomic(out_dir / "images" / file_name, out_rgb, quality=g.jpeg_quality)
@@ -172,6 +195,7 @@ def _generate_one(cfg: Config, job: FrameJob, ds: Dataset, root: Path, inserter:
         if isinstance(r, Insertion):
             anns.append({
                 "category_id": cat_index[r.placement.category.lower()], "bbox": r.box.xywh(), "iscrowd": 0,
+                "attributes": {"occluded": bool(r.placement.occluders), "truncated": bool(r.scores.get("truncated"))},
                 "provenance": {**r.provenance.to_dict(), "placement": r.placement.to_dict(),
                                "verifier": _jsonable(r.scores)},
             })
@@ -179,11 +203,36 @@ def _generate_one(cfg: Config, job: FrameJob, ds: Dataset, root: Path, inserter:
             rejected.append({"category": r.placement.category, "reason": r.reason})
     rejected += [{"category": c, "reason": why} for c, why in unplaced]
     return {
-        "id": job.index + 1, "file_name": file_name, "width": w, "height": h,
+        "id": job.index + 1, "file_name": file_name, "width": frame.width, "height": frame.height,
         "attributes": {"scene": rec.scene, "source": src.name, "background": rec.file_name, "seed": job.seed,
-                       "generated": True, "camera": camera.describe(), "rejected": rejected},
+                       "generated": True, "camera": camera.describe(), "region_source": region.source,
+                       "rejected": rejected},
         "annotations": anns,
     }
+
+
+def place_preview(cfg: Config, out_dir: Path, n: int = 8) -> list[dict]:
+    """Placements (no insertion) for the first `n` planned frames: placements.json + overlay images."""
+    g = cfg.generate
+    sources = load_scene_sources(g)
+    bank = build_bank_for(g)
+    fits: dict = {}
+    rows = []
+    for job in plan_jobs(g, sources)[:n]:
+        src, ds, rec, existing, rgb, frame, camera, region = _frame_geometry(g, job, sources, fits)
+        rng = np.random.default_rng(job.seed)
+        placements, unplaced, side = place_for_frame(frame, camera, region, _requests(g, bank, rng), rng, g.placement)
+        name = f"overlay_{job.index + 1:06d}.jpg"
+        save_image_atomic(out_dir / name, draw_overlay(rgb, camera, region, placements, frame.boxes, side), quality=90)
+        rows.append({"index": job.index, "source": src.name, "background": rec.file_name, "overlay": name,
+                     "camera": camera.describe(), "region_source": region.source,
+                     "fit": None if fits.get(job.scene_source) is None else {
+                         "ok": fits[job.scene_source].ok, "reason": fits[job.scene_source].reason,
+                         "residual_rms_rel": fits[job.scene_source].residual_rms_rel},
+                     "placements": [p.to_dict() for p in placements],
+                     "unplaced": [{"category": c, "reason": r} for c, r in unplaced]})
+    atomic_write_json(out_dir / "placements.json", rows, indent=1)
+    return rows
 
 
 def _jsonable(d: dict) -> dict:
@@ -224,9 +273,7 @@ def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: list[tuple[Data
     return ds
 
 
-def _provenance(d: dict | None):
-    from roadsynth.datasets.records import Provenance
-
+def _provenance(d: dict | None) -> Provenance | None:
     return None if d is None else Provenance.from_dict(d)
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from roadsynth import experiment as ex
 from roadsynth.config import load_config, save_config
-from roadsynth.evaluation.report import write_report
 from roadsynth.flows._prefect import NO_CACHE, flow, get_run_logger, task
 from roadsynth.flows.generate import generate_dataset
 

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, load_image
-from roadsynth.datasets.records import Box, Dataset
+from roadsynth.datasets.records import Dataset
 from roadsynth.generators.masks import grabcut_mask
 
 MSRC_CLASSES = ["building", "grass", "tree", "cow", "horse", "sheep", "sky", "mountain", "aeroplane", "water", "face",
@@ -52,6 +52,7 @@ class CutoutBank:
     def __init__(self, cutouts: Iterable[Cutout] = ()):
         self.cutouts = list(cutouts)
         self._by_cat: dict[str, list[Cutout]] = {}
+        self._by_id = {c.id: c for c in self.cutouts}
         for c in self.cutouts:
             self._by_cat.setdefault(c.category, []).append(c)
 
@@ -64,6 +65,9 @@ class CutoutBank:
 
     def by_category(self, name: str) -> list[Cutout]:
         return self._by_cat.get(name, [])
+
+    def get(self, cutout_id: str) -> Cutout | None:
+        return self._by_id.get(cutout_id)
 
     def sample(self, category: str, rng: np.random.Generator, max_aspect: float | None = None) -> Cutout | None:
         """A random cut-out of `category`; with `max_aspect` (w/h), preferably one no wider than that."""

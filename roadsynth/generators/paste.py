@@ -46,8 +46,9 @@ class PasteInserter:
         for i in sorted(range(len(placements)), key=lambda k: placements[k].contact[1]):
             p = placements[i]
             obj_rng = np.random.default_rng(int(seeds[i]))
-            # Prefer a cut-out whose shape fits the placement box (a side-view cow in a side-view slot).
-            cut = self.bank.sample(p.category, obj_rng, max_aspect=1.15 * p.box.w / p.box.h)
+            # The cut-out chosen when the object was placed (its shape set the box), else one that fits the box.
+            cut = self.bank.get(p.params.get("cutout_id", "")) or self.bank.sample(
+                p.category, obj_rng, max_aspect=1.15 * p.box.w / p.box.h)
             if cut is None:
                 results[i] = Rejection(p, f"no cut-out for category `{p.category}` in the bank")
                 continue
