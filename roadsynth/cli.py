@@ -152,6 +152,19 @@ def experiment(
     print((out / "report.md").read_text())
 
 
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="an experiment output folder")) -> None:
+    """Re-render report.md / report.html / metrics.json from an experiment's saved runs."""
+    from roadsynth.experiment import finish_report
+
+    cfg = _load(run_dir / "config.yaml")
+    try:
+        finish_report(cfg, run_dir)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    console.print(f"[green]report: {run_dir / 'report.md'}[/green]")
+
+
 def quickstart_config() -> Path:
     path = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
     if not path.exists():

@@ -190,21 +190,85 @@ def _as_detector_split(sp: Split):
     return DatasetSplit(sp.dataset, sp.images_root)
 
 
-def finish_report(cfg: Config, out_dir: Path, rows: list[dict]) -> dict:
-    """Aggregate per-run rows into metrics.json / runs.csv / report.md."""
-    from roadsynth.evaluation.report import write_report
+def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) -> dict:
+    """metrics.json / runs.csv / report.md / report.html from the saved runs (re-renderable: `roadsynth report`)."""
+    from roadsynth.evaluation import plots
+    from roadsynth.evaluation.leakage import near_duplicates, provenance_leaks
+    from roadsynth.evaluation.report import aggregate_runs, write_report
+    from roadsynth.evaluation.stats import PerImageEval, paired_bootstrap, suggest_budget
 
-    test = load_split(out_dir / "splits" / "test.json").dataset
-    train = load_split(out_dir / "splits" / "train.json").dataset
-    manifest_path = out_dir / "generated" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if rows is None:
+        order = {arm: k for k, arm in enumerate(cfg.experiment.arms)}
+        rows = sorted((json.loads(p.read_text()) for p in (out_dir / "runs").glob("*/metrics.json")),
+                      key=lambda r: (order.get(r["arm"], len(order)), r["seed"]))
+    if not rows:
+        raise FileNotFoundError(f"{out_dir / 'runs'}: no finished runs (runs/*/metrics.json) to report")
+    test = load_split(out_dir / "splits" / "test.json")
+    train = load_split(out_dir / "splits" / "train.json")
+    gen_dir = out_dir / "generated"
+    generated = read_coco(gen_dir / "annotations.json") if (gen_dir / "annotations.json").exists() else None
+    manifest = json.loads((gen_dir / "manifest.json").read_text()) if (gen_dir / "manifest.json").exists() else {}
+
+    evals: dict[str, list] = {}
+    for r in rows:
+        preds = json.loads((out_dir / "runs" / arm_dirname(r["arm"], r["seed"]) / "predictions.json").read_text())
+        evals.setdefault(r["arm"], []).append(PerImageEval(test.dataset, preds))
+    baseline = "real" if "real" in evals else next(iter(evals))
+    comparisons = [{"arm": arm, "baseline": baseline, "metric": "mAP50_95", "seeds": len(ev),
+                    **paired_bootstrap(evals[baseline], ev, n_boot=cfg.experiment.bootstrap, seed=0)}
+                   for arm, ev in evals.items() if arm != baseline]
+    curves = {}
+    for c in test.dataset.categories:
+        per_arm = {arm: [q for e in ev if (q := e.pr_curve(c.id)) is not None] for arm, ev in evals.items()}
+        if all(per_arm.values()):
+            curves[c.name] = {arm: np.mean(qs, axis=0) for arm, qs in per_arm.items()}
+    arms = aggregate_runs(rows)
+    figures = {"ap_per_class": plots.ap_per_class(arms), "pr_curves": plots.pr_curves(curves)}
+    if comparisons:
+        figures["bootstrap_ci"] = plots.bootstrap_ci(comparisons)
+
+    train_paths = [train.images_root / im.file_name for im in train.dataset.images]
+    test_paths = [test.images_root / im.file_name for im in test.dataset.images]
+    gen_paths = [gen_dir / "images" / im.file_name for im in generated.images] if generated else []
+    leaks = near_duplicates(test_paths, train_paths + gen_paths)
+    if generated is not None:
+        leaks += provenance_leaks(test_paths, generated)
+    real_ap = {c: m.get("AP50_95") for c, m in arms.get(baseline, {}).get("per_class", {}).items()}
+    budget = suggest_budget(real_ap, count_per_category(train.dataset))
+
     d = cfg.experiment.detector
     context = {
-        "real train images (after long-tail thinning)": f"{len(train.images)} ({count_per_category(train)})",
-        "real test images": f"{len(test.images)} ({count_per_category(test)})",
+        "real train images (after long-tail thinning)": f"{len(train.dataset.images)} ({count_per_category(train.dataset)})",
+        "real test images": f"{len(test.dataset.images)} ({count_per_category(test.dataset)})",
         "long-tail thinning": cfg.experiment.real.long_tail or "none",
         "generated images / objects": f"{manifest.get('images', 0)} / {manifest.get('generated_per_category', {})}",
         "detector": f"{d.model}, imgsz {d.imgsz}, {d.epochs} epochs, batch {d.batch}, device {d.device}",
         "seeds": cfg.experiment.seeds,
+        "bootstrap": f"{cfg.experiment.bootstrap} paired resamples of the {len(test.dataset.images)} test images",
     }
-    return write_report(out_dir, rows, title=f"roadsynth experiment: {cfg.name}", context=context)
+    examples = _examples(generated, gen_dir) if generated else []
+    return write_report(out_dir, rows, title=f"roadsynth experiment: {cfg.name}", context=context,
+                        comparisons=comparisons, extras={"leakage": [str(x) for x in leaks], "budget": budget},
+                        figures=figures, examples=examples)
+
+
+def _examples(generated: Dataset, gen_dir: Path, n: int = 4) -> list[tuple[str, bytes]]:
+    """A few generated frames with their generated boxes drawn (red) next to the existing labels (white)."""
+    import cv2
+
+    from roadsynth.datasets.io import encode_image, load_image
+
+    by_image = generated.annotations_by_image()
+    picked = [im for im in generated.images if any(a.generated for a in by_image.get(im.id, []))][:n]
+    names = {c.id: c.name for c in generated.categories}
+    out = []
+    for im in picked:
+        rgb = load_image(gen_dir / "images" / im.file_name)
+        for a in by_image[im.id]:
+            x1, y1, x2, y2 = (int(round(v)) for v in a.bbox.xyxy())
+            color = (255, 40, 40) if a.generated else (255, 255, 255)
+            cv2.rectangle(rgb, (x1, y1), (x2, y2), color, 2 if a.generated else 1)
+            if a.generated:
+                cv2.putText(rgb, names[a.category_id], (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1)
+        out.append((f"{im.file_name}: generated from {im.attributes.get('background')}", encode_image(rgb, ".jpg", 88)))
+    return out

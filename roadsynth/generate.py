@@ -204,7 +204,8 @@ def _generate_one(cfg: Config, job: FrameJob, sources: list[tuple[Dataset, Path]
     rejected += [{"category": c, "reason": why} for c, why in unplaced]
     return {
         "id": job.index + 1, "file_name": file_name, "width": frame.width, "height": frame.height,
-        "attributes": {"scene": rec.scene, "source": src.name, "background": rec.file_name, "seed": job.seed,
+        "attributes": {"scene": rec.scene, "source": src.name, "background": rec.file_name,
+                       "background_path": str((sources[job.scene_source][1] / rec.file_name).resolve()), "seed": job.seed,
                        "generated": True, "camera": camera.describe(), "region_source": region.source,
                        "rejected": rejected},
         "annotations": anns,

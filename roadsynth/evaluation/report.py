@@ -7,14 +7,17 @@ reported as such.
 
 from __future__ import annotations
 
+import base64
+import html
 import math
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from roadsynth.datasets.io import atomic_write_json, atomic_write_text
+from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 HEADLINE = ("mAP50_95", "mAP50", "mAP75", "AP_small", "AP_medium", "AP_large", "AR100")
 
@@ -67,21 +70,41 @@ def compare(arms: dict[str, Any], baseline: str, metric: str = "mAP50_95") -> li
 
 
 def write_report(out_dir: Path, rows: list[dict[str, Any]], *, title: str, context: dict[str, Any],
-                 comparisons: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Write metrics.json, runs.csv and report.md into `out_dir`; returns the metrics dict."""
+                 comparisons: list[dict[str, Any]] | None = None, extras: dict[str, Any] | None = None,
+                 figures: dict[str, bytes] | None = None, examples: list[tuple[str, bytes]] | None = None,
+                 ) -> dict[str, Any]:
+    """Write metrics.json, runs.csv, report.md, report.html and plots/*.png into `out_dir`."""
     arms = aggregate_runs(rows)
     baseline = "real" if "real" in arms else next(iter(arms))
     comparisons = comparisons if comparisons is not None else compare(arms, baseline)
-    metrics = {"title": title, "arms": arms, "comparisons": comparisons, "context": context}
-    atomic_write_json(out_dir / "metrics.json", metrics, indent=2)
+    metrics = {"title": title, "arms": arms, "comparisons": comparisons, "context": context, **(extras or {})}
+    atomic_write_json(out_dir / "metrics.json", _finite(metrics), indent=2)
     flat = [{k: v for k, v in r.items() if k != "per_class"} |
             {f"AP50_95[{c}]": m.get("AP50_95") for c, m in r.get("per_class", {}).items()} for r in rows]
     atomic_write_text(out_dir / "runs.csv", pd.DataFrame(flat).to_csv(index=False))
-    atomic_write_text(out_dir / "report.md", render_markdown(metrics))
+    figures = figures or {}
+    for name, png in figures.items():
+        atomic_write_bytes(out_dir / "plots" / f"{name}.png", png)
+    for k, (_, png) in enumerate(examples or []):
+        atomic_write_bytes(out_dir / "plots" / f"example_{k}.jpg", png)
+    md = render_markdown(metrics, list(figures), len(examples or []))
+    atomic_write_text(out_dir / "report.md", md)
+    atomic_write_text(out_dir / "report.html", render_html(md, figures, examples or []))
     return metrics
 
 
-def render_markdown(metrics: dict[str, Any]) -> str:
+def _finite(obj: Any) -> Any:
+    """NaN is not JSON: absent values (a class without test objects) become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_examples: int = 0) -> str:
     arms, ctx = metrics["arms"], metrics["context"]
     lines = [f"# {metrics['title']}", ""]
     for k, v in ctx.items():
@@ -103,8 +126,75 @@ def render_markdown(metrics: dict[str, Any]) -> str:
     lines += ["", "## Verdict", ""]
     for comp in metrics["comparisons"]:
         lines.append(_verdict_line(comp))
+    lines += ["", "The confidence interval is a paired bootstrap over test images of the seed-averaged mAP; "
+              "the seed spread is shown separately in the table above. With few seeds and a short CPU training, "
+              "a difference inside either is not evidence of a gain."]
+    leaks = metrics.get("leakage")
+    if leaks is not None:
+        lines += ["", "## Leakage check", ""]
+        lines.append("- no test image (or near-duplicate, or generated background / cut-out source) in any training arm"
+                     if not leaks else f"- **{len(leaks)} leaks found**:")
+        lines += [f"  - {x}" for x in leaks[:20]]
+    budget = metrics.get("budget")
+    if budget:
+        lines += ["", "## Suggested generation budget for the next run (heuristic)", "",
+                  "Objects per class, from each class's AP shortfall against the best class of the `real` arm and "
+                  "its rarity in the real training data:", "",
+                  "| class | suggested objects |", "|---|---:|"]
+        lines += [f"| {c} | {n} |" for c, n in budget.items()]
+    if figures or n_examples:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{f}](plots/{f}.png)" for f in figures]
+        lines += [f"![example {k}](plots/example_{k}.jpg)" for k in range(n_examples)]
     lines.append("")
     return "\n".join(lines)
+
+
+def render_html(md: str, figures: dict[str, bytes], examples: list[tuple[str, bytes]]) -> str:
+    """Self-contained HTML: the markdown's tables and text, images embedded as data URIs."""
+    body = []
+    in_table = False
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-:"):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+            body.append("<tr>" + "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("!["):
+            continue
+        if line.startswith("# "):
+            body.append(f"<h1>{_inline(line[2:])}</h1>")
+        elif line.startswith("## "):
+            body.append(f"<h2>{_inline(line[3:])}</h2>")
+        elif line.lstrip().startswith("- "):
+            body.append(f"<li>{_inline(line.lstrip()[2:])}</li>")
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+    if in_table:
+        body.append("</table>")
+    for name, png in figures.items():
+        body.append(f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{name}"></figure>')
+    for caption, jpg in examples:
+        body.append(f'<figure><img src="data:image/jpeg;base64,{base64.b64encode(jpg).decode()}">'
+                    f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    style = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}img{max-width:100%}figcaption{font-size:90%;color:#555}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>roadsynth report</title><style>{style}</style></head>" \
+           f"<body>{''.join(body)}</body></html>\n"
+
+
+def _inline(text: str) -> str:
+    text = html.escape(text)
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
 
 
 def _verdict_line(c: dict[str, Any]) -> str:

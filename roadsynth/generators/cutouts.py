@@ -210,8 +210,12 @@ def from_coco_polygons(instances_json: str | Path, images_dir: str | Path, categ
 
 
 def build_bank_from_boxes(ds: Dataset, images_root: str | Path, class_map: Mapping[str, str],
-                          min_side: int = 24) -> CutoutBank:
-    """Cut-outs from box annotations (`class_map`: dataset category name -> roadsynth category) via GrabCut."""
+                          min_side: int = 24, keep_fallback: bool = False) -> CutoutBank:
+    """Cut-outs from box annotations (`class_map`: dataset category name -> roadsynth category) via GrabCut.
+
+    Where GrabCut degenerates the mask would be a plain ellipse, which pastes as a visible oval of
+    background: such instances are skipped unless `keep_fallback`.
+    """
     names = {c.id: c.name for c in ds.categories}
     lower_map = {k.lower(): v for k, v in class_map.items()}
     by_image = ds.annotations_by_image()
@@ -227,6 +231,8 @@ def build_bank_from_boxes(ds: Dataset, images_root: str | Path, class_map: Mappi
             if min(b.w, b.h) < min_side or b.x <= 1 or b.y <= 1 or b.x2 >= W - 1 or b.y2 >= H - 1:
                 continue  # too small to cut out, or cut off by the image border
             m, method = grabcut_mask(rgb, b)
+            if method != "grabcut" and not keep_fallback:
+                continue
             full = np.zeros((H, W), bool)
             x1, y1 = max(int(np.floor(b.x)), 0), max(int(np.floor(b.y)), 0)
             full[y1 : y1 + m.shape[0], x1 : x1 + m.shape[1]] = m

@@ -48,3 +48,8 @@ def test_truncated_and_missing_images_name_the_file(tmp_path):
         load_image(tmp_path / "t.jpg")
     with pytest.raises(ImageLoadError, match="nope.jpg: cannot read image: file not found"):
         load_image(tmp_path / "nope.jpg")
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    atomic_write_json(tmp_path / "p.json", {})
+    assert (tmp_path / "p.json").stat().st_mode & 0o644 == 0o644

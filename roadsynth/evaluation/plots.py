@@ -1,0 +1,68 @@
+"""Matplotlib figures for the report (Agg backend; PNG bytes, so the HTML can embed them)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def ap_per_class(arms: dict[str, Any], metric: str = "AP50_95") -> bytes:
+    classes = list(dict.fromkeys(c for a in arms.values() for c in a["per_class"]))
+    x = np.arange(len(classes))
+    width = 0.8 / max(len(arms), 1)
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(classes)), 3.2))
+    for k, (name, a) in enumerate(arms.items()):
+        means = [(a["per_class"].get(c, {}).get(metric) or 0) * 100 for c in classes]
+        stds = [(a["per_class"].get(c, {}).get(f"{metric}_std") or 0) * 100 for c in classes]
+        ax.bar(x + (k - (len(arms) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=name)
+    ax.set_xticks(x, classes, rotation=20)
+    ax.set_ylabel(f"{metric.replace('_', '-')} (x100)")
+    ax.set_title("AP per class on the real test split (mean ± std over seeds)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def pr_curves(curves: dict[str, dict[str, np.ndarray]]) -> bytes:
+    """`curves[class][arm]` = precision at 101 recall points (IoU 0.5, averaged over seeds)."""
+    classes = list(curves)
+    cols = min(len(classes), 3) or 1
+    rows = int(np.ceil(len(classes) / cols)) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
+    recall = np.linspace(0, 1, 101)
+    for ax, c in zip(axes.ravel(), classes):
+        for arm, q in curves[c].items():
+            ax.plot(recall, q, label=arm)
+        ax.set_title(c, fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("recall", fontsize=8)
+        ax.set_ylabel("precision", fontsize=8)
+    for ax in axes.ravel()[len(classes):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=7)
+    fig.suptitle("Precision-recall at IoU 0.5", fontsize=10)
+    return _png(fig)
+
+
+def bootstrap_ci(comparisons: list[dict[str, Any]]) -> bytes:
+    fig, ax = plt.subplots(figsize=(5, 0.6 + 0.5 * len(comparisons)))
+    for k, c in enumerate(comparisons):
+        d, lo, hi = c["difference"] * 100, c["ci_low"] * 100, c["ci_high"] * 100
+        ax.errorbar([d], [k], xerr=[[d - lo], [hi - d]], fmt="o", capsize=4)
+    ax.axvline(0, color="grey", lw=1, ls="--")
+    ax.set_yticks(range(len(comparisons)), [f"{c['arm']} - {c['baseline']}" for c in comparisons])
+    ax.set_xlabel("difference in mAP50-95 (x100), 95 % bootstrap CI")
+    return _png(fig)
