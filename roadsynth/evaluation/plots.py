@@ -54,6 +54,7 @@ def pr_curves(curves: dict[str, dict[str, np.ndarray]]) -> bytes:
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=7)
     fig.suptitle("Precision-recall at IoU 0.5", fontsize=10)
+    fig.tight_layout()
     return _png(fig)
 
 

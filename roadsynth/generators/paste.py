@@ -20,6 +20,12 @@ from roadsynth.generators.verify import mask_box, verify_object
 from roadsynth.geometry.records import Placement
 
 
+def _overlap(a: Box, b: Box) -> tuple[int, int, int, int] | None:
+    x1, y1 = int(max(a.x, b.x)), int(max(a.y, b.y))
+    x2, y2 = int(np.ceil(min(a.x2, b.x2))), int(np.ceil(min(a.y2, b.y2)))
+    return (y1, y2, x1, x2) if x2 > x1 and y2 > y1 else None
+
+
 class PasteInserter:
     def __init__(self, bank: CutoutBank, *, blend: Literal["feather", "poisson", "none"] = "feather",
                  feather_px: float = 2.0, harmonize: bool = True, harmonize_strength: float = 0.35,
@@ -57,16 +63,26 @@ class PasteInserter:
                 # A nearer object drawn later hides part of this one; its mask is trimmed below.
                 drawn.append((i, r.mask))
             results[i] = r
-        # Trim masks of farther objects covered by nearer ones (drawn later in far-to-near order).
+        # Trim masks of farther objects covered by nearer ones (drawn later in far-to-near order); only
+        # overlapping boxes are touched, and only inside the overlap, to stay off full-frame work.
         for k, (i, m) in enumerate(drawn):
-            for j, nearer in drawn[k + 1 :]:
-                m = m & ~nearer
             r = results[i]
-            box = mask_box(m)
-            if box is None or m.sum() < self.min_visible_px:
+            trimmed = False
+            for j, nearer in drawn[k + 1 :]:
+                inter = _overlap(r.box, results[j].box)
+                if inter is not None:
+                    y1, y2, x1, x2 = inter
+                    m[y1:y2, x1:x2] &= ~nearer[y1:y2, x1:x2]
+                    trimmed = True
+            if not trimmed:
+                continue
+            bx1, by1, bx2, by2 = (int(v) for v in r.box.xyxy())
+            box = mask_box(m[by1:by2, bx1:bx2])
+            if box is None or m[by1:by2, bx1:bx2].sum() < self.min_visible_px:
                 results[i] = Rejection(r.placement, "occluded by a nearer inserted object", r.scores)
-            elif box != r.box:
-                results[i] = Insertion(r.placement, box, m, r.provenance, {**r.scores, "occluded_by_new": True})
+            else:
+                box = Box(box.x + bx1, box.y + by1, box.w, box.h)
+                results[i] = Insertion(r.placement, box, m, r.provenance, {**r.scores, "occluded_by_new": box != r.box})
         return out, results  # type: ignore[return-value]
 
     def _paste_one(self, out: np.ndarray, p: Placement, cut: Cutout, rng: np.random.Generator, seed: int,
@@ -139,7 +155,8 @@ class PasteInserter:
         bg[...] = after
         full = np.zeros((H, W), bool)
         full[cy1:cy2, cx1:cx2] = visible
-        box = mask_box(full)
+        local = mask_box(visible)
+        box = Box(local.x + cx1, local.y + cy1, local.w, local.h)
         prov = Provenance(method="paste", source=cut.source, seed=seed, params={
             "cutout_id": cut.id, "mask_method": cut.mask_method, "blend": self.blend, "scale": round(scale, 4),
             "flip": flipped, "harmonize": self.harmonize, "shadow": self.shadow, "truncated": truncated,
@@ -148,13 +165,13 @@ class PasteInserter:
 
     def _harmonize(self, o: np.ndarray, a: np.ndarray, bg: np.ndarray) -> np.ndarray:
         # Pull the object's colour statistics part-way to its surroundings (lighting, white balance).
-        inside = a > 0.5
-        ring = (cv2.dilate(inside.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~inside
-        if inside.sum() < 10 or ring.sum() < 10:
+        inside = (a > 0.5).astype(np.uint8)
+        ring = cv2.dilate(inside, np.ones((9, 9), np.uint8)) - inside
+        if cv2.countNonZero(inside) < 10 or cv2.countNonZero(ring) < 10:
             return o
-        om, bm = o[inside].mean(axis=0), bg[ring].astype(np.float32).mean(axis=0)
+        om, bm = np.array(cv2.mean(o, inside)[:3]), np.array(cv2.mean(bg, ring)[:3])
         gain = np.clip(bm / np.maximum(om, 1.0), 0.6, 1.6)
-        gain = 1 + self.harmonize_strength * (gain - 1)
+        gain = (1 + self.harmonize_strength * (gain - 1)).astype(np.float32)
         return np.clip(o * gain, 0, 255)
 
     def _occlude(self, a: np.ndarray, cx1: int, cy1: int, occluders: Mapping[int, Box | np.ndarray]) -> np.ndarray:
