@@ -1,0 +1,254 @@
+"""Diffusion bbox inpainting (diffusers): the only module that imports torch/diffusers for insertion.
+
+Each object is generated in a context window around its box, resized to the model's native size (so
+small boxes are upsampled and far objects get the model's full resolution), batched across objects and
+frames, and pasted back ONLY inside its feathered shape mask: every pixel outside the mask is
+bit-identical to the input, whatever the VAE does to the rest of the window. The verifier then refits a
+tight box from the pixels that really changed, and rejects objects that came out empty or spilled.
+
+Weights are never downloaded: the pipeline loads from a local folder (`save_pretrained` layout, e.g. a
+downloaded stable-diffusion-inpainting checkpoint) or a single checkpoint file plus its local config.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from roadsynth.datasets.records import Box, Provenance
+from roadsynth.generators.base import Insertion, Rejection
+from roadsynth.generators.cutouts import CutoutBank
+from roadsynth.generators.masks import ellipse_mask
+from roadsynth.generators.verify import verify_object
+from roadsynth.geometry.records import Placement
+
+MaskShape = Literal["box", "ellipse", "cutout"]
+
+
+def apply_offline_defaults() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("DIFFUSERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def resolve_device(device: str = "auto") -> tuple[str, Any]:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        dtype = torch.float32  # half precision on CPU is slower and unsupported by several kernels
+    return device, dtype
+
+
+@lru_cache(maxsize=2)
+def load_inpaint_pipeline(model: str, device: str = "auto", config: str | None = None):
+    """Load once per process (a worker keeps its pipeline for its lifetime)."""
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"`model` must be a local diffusers folder or checkpoint file, but {model!r} does not exist "
+            "(roadsynth never downloads weights; download the checkpoint yourself and pass its path)")
+    apply_offline_defaults()
+    import torch
+    from diffusers import AutoPipelineForInpainting, StableDiffusionInpaintPipeline
+
+    device, dtype = resolve_device(device)
+    # float32 is the default: passing it would only trip the torch_dtype -> dtype rename warning.
+    kw = {} if dtype == torch.float32 else {"torch_dtype": dtype}
+    if path.is_dir():
+        pipe = AutoPipelineForInpainting.from_pretrained(path, local_files_only=True, **kw)
+    else:
+        if config is None:
+            raise ValueError(f"{path}: a single checkpoint file needs `config`: a local folder with the pipeline's "
+                             "model_index.json and component configs (diffusers would otherwise fetch them)")
+        pipe = StableDiffusionInpaintPipeline.from_single_file(path, config=config, local_files_only=True, **kw)
+    if getattr(pipe, "safety_checker", None) is not None:
+        pipe.safety_checker = None  # synthetic training data: a blacked-out frame is a silent label error
+    pipe = pipe.to(device)
+    if device.startswith("cuda"):
+        pipe.unet.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores; SDPA is the default
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@dataclass(frozen=True)
+class _Job:
+    frame: int  # index of the frame in the call
+    index: int  # placement index within the frame
+    window: tuple[int, int, int, int]  # x1, y1, x2, y2 in the frame
+    box: Box  # object box in window coordinates
+    mask: np.ndarray  # window-sized bool shape mask
+    prompt: str
+    seed: int
+
+
+class InpaintInserter:
+    def __init__(self, model: str | Path | Any, prompts: Mapping[str, str], *, steps: int = 30,
+                 guidance_scale: float = 7.5, strength: float = 1.0, native: int | None = None,
+                 context: float = 2.0, min_window_px: int = 96, batch_size: int = 4, mask_shape: MaskShape = "ellipse",
+                 bank: CutoutBank | None = None, feather_px: float = 3.0, negative_prompt: str = "blurry, deformed, cartoon",
+                 device: str = "auto", config: str | None = None):
+        if not 0 <= strength <= 1:
+            raise ValueError(f"`strength` must be in [0, 1], but got {strength}")
+        if steps < 1:
+            raise ValueError(f"`steps` must be >= 1, but got {steps}")
+        if context < 1:
+            raise ValueError(f"`context` must be >= 1, but got {context}")
+        if mask_shape not in ("box", "ellipse", "cutout"):
+            raise ValueError(f"`mask_shape` must be one of box, ellipse, cutout, but got {mask_shape!r}")
+        if mask_shape == "cutout" and bank is None:
+            raise ValueError("`mask_shape='cutout'` needs a cut-out `bank` for the silhouettes")
+        self.pipe = load_inpaint_pipeline(str(model), device, config) if isinstance(model, (str, Path)) else model
+        self.model_id = str(model) if isinstance(model, (str, Path)) else getattr(self.pipe, "name_or_path", "pipeline")
+        self.prompts = {k.lower(): v for k, v in prompts.items()}
+        self.steps, self.guidance, self.strength = steps, guidance_scale, strength
+        scale = getattr(self.pipe, "vae_scale_factor", 8)
+        self.native = native or int(self.pipe.unet.config.sample_size * scale)
+        if self.native % 8:
+            raise ValueError(f"`native` must be a multiple of 8, but got {self.native}")
+        self.context, self.min_window_px, self.batch_size = context, min_window_px, batch_size
+        self.mask_shape, self.bank, self.feather_px, self.negative = mask_shape, bank, feather_px, negative_prompt
+
+    # -- Inserter protocol ---------------------------------------------------------------------------
+    def insert(self, image: np.ndarray, placements: Sequence[Placement], rng: np.random.Generator, *,
+               occluders: Mapping[int, Box | np.ndarray] | None = None) -> tuple[np.ndarray, list[Insertion | Rejection]]:
+        [(out, results)] = self.insert_many([image], [placements], rng, occluders=[occluders or {}])
+        return out, results
+
+    def insert_many(self, images: Sequence[np.ndarray], placements: Sequence[Sequence[Placement]],
+                    rng: np.random.Generator, *, occluders: Sequence[Mapping[int, Box | np.ndarray]] | None = None,
+                    ) -> list[tuple[np.ndarray, list[Insertion | Rejection]]]:
+        """Several frames at once: crops of all their objects share the pipeline batches."""
+        jobs: list[_Job] = []
+        results: list[list[Insertion | Rejection | None]] = [[None] * len(p) for p in placements]
+        for f, (img, ps) in enumerate(zip(images, placements)):
+            seeds = rng.integers(0, 2**31 - 1, size=len(ps))
+            for i, p in enumerate(ps):
+                prompt = self.prompts.get(p.category.lower())
+                if prompt is None:
+                    results[f][i] = Rejection(p, f"no prompt for category `{p.category}`")
+                    continue
+                job = self._job(img, p, f, i, prompt, int(seeds[i]), rng)
+                if job is None:
+                    results[f][i] = Rejection(p, "object lies entirely outside the image")
+                else:
+                    jobs.append(job)
+        generated = self._run(images, jobs)
+        outs = [img.copy() for img in images]
+        # Far to near, so a nearer object's mask wins where two windows overlap.
+        occluders = occluders or [{}] * len(images)
+        for k in sorted(range(len(jobs)), key=lambda k: placements[jobs[k].frame][jobs[k].index].contact[1]):
+            job = jobs[k]
+            p = placements[job.frame][job.index]
+            results[job.frame][job.index] = self._paste(outs[job.frame], p, job, generated[k], occluders[job.frame])
+        return [(o, r) for o, r in zip(outs, results)]  # type: ignore[misc]
+
+    # -- steps -------------------------------------------------------------------------------------
+    def _job(self, img: np.ndarray, p: Placement, frame: int, index: int, prompt: str, seed: int,
+             rng: np.random.Generator) -> _Job | None:
+        H, W = img.shape[:2]
+        b = p.box
+        side = int(math.ceil(max(b.w, b.h) * self.context))
+        side = min(max(side, self.min_window_px), W, H)
+        cx, cy = b.x + b.w / 2, b.y + b.h / 2
+        x1 = int(np.clip(round(cx - side / 2), 0, W - side))
+        y1 = int(np.clip(round(cy - side / 2), 0, H - side))
+        local = Box(b.x - x1, b.y - y1, b.w, b.h)
+        mask = np.zeros((side, side), bool)
+        bx1, by1 = int(np.floor(local.x)), int(np.floor(local.y))
+        bx2, by2 = int(np.ceil(local.x2)), int(np.ceil(local.y2))
+        shape = self._shape(by2 - by1, bx2 - bx1, p, rng)
+        sx1, sy1 = max(-bx1, 0), max(-by1, 0)
+        tx1, ty1, tx2, ty2 = max(bx1, 0), max(by1, 0), min(bx2, side), min(by2, side)
+        if tx1 >= tx2 or ty1 >= ty2:
+            return None
+        mask[ty1:ty2, tx1:tx2] = shape[sy1 : sy1 + ty2 - ty1, sx1 : sx1 + tx2 - tx1]
+        return _Job(frame, index, (x1, y1, x1 + side, y1 + side), local, mask, prompt, seed)
+
+    def _shape(self, h: int, w: int, p: Placement, rng: np.random.Generator) -> np.ndarray:
+        if self.mask_shape == "box":
+            return np.ones((h, w), bool)
+        if self.mask_shape == "ellipse":
+            return ellipse_mask(h, w)
+        cut = self.bank.get(p.params.get("cutout_id", "")) or self.bank.sample(p.category, rng)
+        if cut is None:
+            return ellipse_mask(h, w)
+        return cv2.resize(cut.alpha, (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
+
+    def _run(self, images: Sequence[np.ndarray], jobs: list[_Job]) -> list[np.ndarray]:
+        """Pipeline outputs (window-sized uint8 RGB), in job order; halves the batch on CUDA OOM."""
+        import torch
+        from PIL import Image
+
+        out: list[np.ndarray] = []
+        batch = max(self.batch_size, 1)
+        k = 0
+        while k < len(jobs):
+            chunk = jobs[k : k + batch]
+            crops = []
+            for j in chunk:
+                x1, y1, x2, y2 = j.window
+                crop = images[j.frame][y1:y2, x1:x2]
+                crops.append(cv2.resize(crop, (self.native, self.native), interpolation=cv2.INTER_CUBIC))
+            masks = [Image.fromarray(cv2.resize(j.mask.astype(np.uint8) * 255, (self.native, self.native),
+                                                interpolation=cv2.INTER_NEAREST)) for j in chunk]
+            try:
+                result = self.pipe(
+                    prompt=[j.prompt for j in chunk], negative_prompt=[self.negative] * len(chunk),
+                    image=[Image.fromarray(c) for c in crops], mask_image=masks, height=self.native, width=self.native,
+                    num_inference_steps=self.steps, guidance_scale=self.guidance, strength=self.strength,
+                    generator=[torch.Generator("cpu").manual_seed(j.seed) for j in chunk], output_type="np",
+                )
+            except torch.cuda.OutOfMemoryError:
+                if batch == 1:
+                    raise
+                torch.cuda.empty_cache()
+                batch = max(len(chunk) // 2, 1)
+                continue
+            for j, gen in zip(chunk, result.images):
+                size = j.window[2] - j.window[0]
+                img = np.clip(np.round(np.asarray(gen) * 255), 0, 255).astype(np.uint8)
+                out.append(cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA))
+            k += len(chunk)
+        self.last_batch_size = batch  # what fit in memory, for the run summary
+        return out
+
+    def _paste(self, out: np.ndarray, p: Placement, job: _Job, gen: np.ndarray,
+               occluders: Mapping[int, Box | np.ndarray]) -> Insertion | Rejection:
+        x1, y1, x2, y2 = job.window
+        before = out[y1:y2, x1:x2].copy()
+        mask = job.mask.copy()
+        for occ in occluders.values():
+            if isinstance(occ, Box):
+                ox1, oy1 = int(np.floor(occ.x)) - x1, int(np.floor(occ.y)) - y1
+                ox2, oy2 = int(np.ceil(occ.x2)) - x1, int(np.ceil(occ.y2)) - y1
+                mask[max(oy1, 0) : max(oy2, 0), max(ox1, 0) : max(ox2, 0)] = False
+            else:
+                mask &= ~occ[y1:y2, x1:x2]
+        # Feather inwards only: alpha is exactly 0 outside the mask, so outside pixels stay bit-identical.
+        a = mask.astype(np.float32)
+        if self.feather_px > 0:
+            a = cv2.GaussianBlur(a, (0, 0), self.feather_px / 2) * mask
+        comp = before.astype(np.float32) * (1 - a[..., None]) + gen.astype(np.float32) * a[..., None]
+        after = np.clip(np.round(comp), 0, 255).astype(np.uint8)
+        verdict = verify_object(before, after, mask, job.box)
+        prov = Provenance(method="inpaint", source=self.model_id, seed=job.seed, params={
+            "prompt": job.prompt, "negative_prompt": self.negative, "steps": self.steps, "guidance_scale": self.guidance,
+            "strength": self.strength, "mask_shape": self.mask_shape, "window": list(job.window), "native": self.native,
+        })
+        if not verdict.ok or verdict.tight_box is None:
+            return Rejection(p, verdict.reason, verdict.scores)
+        out[y1:y2, x1:x2] = after
+        tb = verdict.tight_box
+        full = np.zeros(out.shape[:2], bool)
+        full[y1:y2, x1:x2] = mask
+        return Insertion(p, Box(tb.x + x1, tb.y + y1, tb.w, tb.h), full, prov, verdict.scores)

@@ -1,0 +1,111 @@
+"""Diffusion inpainting through the same loading code a user with a checkpoint folder uses (tiny random
+weights, built and saved offline, CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from roadsynth.datasets.io import load_image
+from roadsynth.datasets.records import Box
+from roadsynth.generators.base import Insertion, Rejection
+from roadsynth.generators.verify import outside_mask_identical
+from roadsynth.geometry.records import Placement
+from tests.conftest import DATA
+
+PROMPTS = {"deer": "a deer standing on the road", "cow": "a cow on the road"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from tests.tiny_diffusers import save_tiny_inpaint_pipeline
+
+    return save_tiny_inpaint_pipeline(tmp_path_factory.mktemp("tiny-sd-inpaint"))
+
+
+@pytest.fixture(scope="module")
+def frame():
+    import cv2
+
+    rgb = load_image(DATA / "camvid" / "images" / "0016E5_04440.jpg")
+    return cv2.resize(rgb, (160, 120), interpolation=cv2.INTER_AREA)  # tiny model: keep windows <= 128 px
+
+
+def place(cat: str, x: float, bottom: float, h: float) -> Placement:
+    return Placement(cat, Box(x - 0.7 * h, bottom - h, 1.4 * h, h), (x, bottom))
+
+
+@pytest.mark.slow
+def test_inpaint_from_saved_folder_keeps_outside_pixels_identical(model_dir, frame, network_audit):
+    from roadsynth.generators.inpaint_diffusers import InpaintInserter
+
+    ins = InpaintInserter(model_dir, PROMPTS, steps=2, native=64, context=2.0, min_window_px=48, batch_size=2,
+                          device="cpu")
+    placements = [place("deer", 40, 100, 24), place("cow", 110, 90, 20), place("unicorn", 80, 110, 10)]
+    out, results = ins.insert(frame, placements, np.random.default_rng(0))
+    assert isinstance(results[2], Rejection) and "no prompt" in results[2].reason
+    allowed = np.zeros(frame.shape[:2], bool)
+    for r in results[:2]:
+        x1, y1, w, h = (int(v) for v in r.placement.box.xywh())
+        allowed[max(y1 - 1, 0) : y1 + h + 2, max(x1 - 1, 0) : x1 + w + 2] = True
+        if isinstance(r, Insertion):
+            assert r.provenance.method == "inpaint" and r.provenance.source == str(model_dir)
+            assert r.provenance.params["prompt"] == PROMPTS[r.placement.category]
+            p = r.placement.box
+            assert p.x - 1 <= r.box.x and r.box.x2 <= p.x2 + 1 and p.y - 1 <= r.box.y and r.box.y2 <= p.y2 + 1
+    assert any(isinstance(r, Insertion) for r in results[:2]), results
+    identical, n = outside_mask_identical(frame, out, allowed)
+    assert identical, f"{n} pixels changed outside the object boxes"
+    assert network_audit.events == []
+
+
+@pytest.mark.slow
+def test_verifier_rejects_objects_where_nothing_was_drawn(model_dir, frame):
+    from roadsynth.generators.inpaint_diffusers import InpaintInserter
+
+    ins = InpaintInserter(model_dir, PROMPTS, steps=1, native=64, min_window_px=48, device="cpu")
+    real_pipe = ins.pipe
+
+    class Unchanged:
+        """The real pipeline's interface, returning its input: a generator that draws nothing."""
+
+        vae_scale_factor, unet = real_pipe.vae_scale_factor, real_pipe.unet
+
+        def __call__(self, image, **kwargs):
+            return type("Out", (), {"images": [np.asarray(im, np.float32) / 255 for im in image]})
+
+    ins.pipe = Unchanged()
+    out, [r] = ins.insert(frame, [place("deer", 40, 100, 24)], np.random.default_rng(0))
+    assert isinstance(r, Rejection) and r.reason.startswith("missing")
+    assert np.array_equal(out, frame)
+
+
+@pytest.mark.slow
+def test_batches_across_frames_and_halves_on_out_of_memory(model_dir, frame):
+    import torch
+
+    from roadsynth.generators.inpaint_diffusers import InpaintInserter
+
+    ins = InpaintInserter(model_dir, PROMPTS, steps=1, native=64, min_window_px=48, batch_size=4, device="cpu")
+    real_pipe, calls = ins.pipe, []
+
+    def flaky(**kwargs):
+        calls.append(len(kwargs["prompt"]))
+        if len(kwargs["prompt"]) > 1:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real_pipe(**kwargs)
+
+    ins.pipe = type("P", (), {"__call__": staticmethod(flaky), "vae_scale_factor": 2, "unet": real_pipe.unet})()
+    outs = ins.insert_many([frame, frame], [[place("deer", 40, 100, 24)], [place("cow", 110, 90, 20)]],
+                           np.random.default_rng(0))
+    assert calls == [2, 1, 1] and ins.last_batch_size == 1
+    assert len(outs) == 2 and all(len(r) == 1 for _, r in outs)
+
+
+def test_missing_model_and_bad_arguments_get_clear_errors(tmp_path):
+    from roadsynth.generators.inpaint_diffusers import InpaintInserter, load_inpaint_pipeline
+
+    with pytest.raises(FileNotFoundError, match="roadsynth never downloads weights"):
+        load_inpaint_pipeline("runwayml/stable-diffusion-inpainting")
+    with pytest.raises(ValueError, match=r"`strength` must be in \[0, 1\], but got 1.7"):
+        InpaintInserter(object(), PROMPTS, strength=1.7)
