@@ -115,8 +115,28 @@ class CutoutSource(_Model):
     min_area: int = 1500
 
 
+class InpaintConfig(_Model):
+    """Diffusion bbox inpainting with a checkpoint the user owns (local folder, or file + local config)."""
+
+    model: Path
+    config: Path | None = None
+    prompts: dict[str, str]
+    negative_prompt: str = "blurry, deformed, cartoon"
+    steps: int = Field(30, ge=1)
+    guidance_scale: float = 7.5
+    strength: float = Field(1.0, ge=0, le=1)
+    native: int | None = None
+    context: float = Field(2.0, ge=1)
+    min_window_px: int = 96
+    batch_size: int = Field(4, ge=1)
+    mask_shape: Literal["box", "ellipse", "cutout"] = "cutout"
+    feather_px: float = 3.0
+    device: str = "auto"
+
+
 class InsertConfig(_Model):
-    method: Literal["paste"] = "paste"
+    method: Literal["paste", "inpaint"] = "paste"
+    inpaint: InpaintConfig | None = None
     categories: dict[str, float] = Field(..., description="category -> sampling weight")
     objects_per_image: tuple[int, int] = (1, 2)
     blend: Literal["feather", "poisson", "none"] = "feather"
@@ -131,6 +151,12 @@ class InsertConfig(_Model):
             raise ValueError(f"`objects_per_image` must satisfy 1 <= min <= max <= 50, but got {self.objects_per_image}")
         if not self.categories or any(w <= 0 for w in self.categories.values()):
             raise ValueError(f"`categories` must map at least one class to a positive weight, but got {self.categories}")
+        if self.method == "inpaint" and self.inpaint is None:
+            raise ValueError("`method: inpaint` needs an `inpaint` section (model path and prompts)")
+        if self.inpaint is not None:
+            missing = sorted(set(self.categories) - set(self.inpaint.prompts))
+            if missing:
+                raise ValueError(f"`inpaint.prompts` has no prompt for {missing}")
         return self
 
 
@@ -203,19 +229,24 @@ class Config(_Model):
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _resolve_paths(node: object, base: Path) -> object:
-    """Make every relative `path`-like string absolute against the config file's folder."""
+_PATH_KEYS = {"path", "images_root", "label_maps", "images_dir"}
+_INPAINT_PATH_KEYS = {"model", "config"}  # only under `inpaint`: the detector's `model` is a model name
+
+
+def _resolve_paths(node: object, base: Path, parent: str = "") -> object:
+    """Make every relative path-like string absolute against the config file's folder."""
     if isinstance(node, dict):
         out = {}
         for k, v in node.items():
-            if k in {"path", "images_root", "label_maps", "images_dir"} and isinstance(v, str) and v:
+            is_path = k in _PATH_KEYS or (parent == "inpaint" and k in _INPAINT_PATH_KEYS)
+            if is_path and isinstance(v, str) and v:
                 p = Path(v).expanduser()
                 out[k] = str(p if p.is_absolute() else (base / p).resolve())
             else:
-                out[k] = _resolve_paths(v, base)
+                out[k] = _resolve_paths(v, base, k)
         return out
     if isinstance(node, list):
-        return [_resolve_paths(v, base) for v in node]
+        return [_resolve_paths(v, base, parent) for v in node]
     return node
 
 

@@ -114,31 +114,87 @@ def output_categories(cfg: GenerateConfig, sources: list[tuple[Dataset, Path]]) 
     return list(seen.values())
 
 
+def make_inserter(cfg: GenerateConfig, bank: CutoutBank):
+    i = cfg.insert
+    if i.method == "paste":
+        return PasteInserter(bank, blend=i.blend, feather_px=i.feather_px, harmonize=i.harmonize, shadow=i.shadow)
+    from roadsynth.generators.inpaint_diffusers import InpaintInserter  # torch/diffusers only for this method
+
+    d = i.inpaint
+    return InpaintInserter(
+        d.model, d.prompts, steps=d.steps, guidance_scale=d.guidance_scale, strength=d.strength, native=d.native,
+        context=d.context, min_window_px=d.min_window_px, batch_size=d.batch_size, mask_shape=d.mask_shape,
+        bank=bank, feather_px=d.feather_px, negative_prompt=d.negative_prompt, device=d.device,
+        config=str(d.config) if d.config else None)
+
+
 def run_chunk(
     cfg: Config, chunk_index: int, jobs: list[FrameJob], out_dir: Path, bank: CutoutBank,
-    sources: list[tuple[Dataset, Path]] | None = None,
+    sources: list[tuple[Dataset, Path]] | None = None, inserter=None,
 ) -> dict:
-    """Generate one chunk of images; returns (and writes) the chunk's records and failures."""
+    """Generate one chunk of images; returns (and writes) the chunk's records and failures.
+
+    Planning and writing are per frame; insertion is per chunk, so an inserter with `insert_many`
+    (diffusion) batches the objects of all the chunk's frames together.
+    """
     g = cfg.generate
     sources = sources if sources is not None else load_scene_sources(g)
-    inserter = PasteInserter(
-        bank, blend=g.insert.blend, feather_px=g.insert.feather_px, harmonize=g.insert.harmonize, shadow=g.insert.shadow
-    )
+    inserter = inserter or make_inserter(g, bank)
     cat_names = output_categories(g, sources)
-    images, failures, fits = [], [], {}
-    for job in jobs:
+    plans, failures, fits = [], [], {}
+
+    def fail(job: FrameJob, e: Exception) -> None:
         ds, root = sources[job.scene_source]
+        rec = next(im for im in ds.images if im.id == job.frame_id)
+        failures.append({"index": job.index, "source": g.scenes[job.scene_source].name, "file": str(root / rec.file_name),
+                         "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=3)})
+
+    for job in jobs:
         try:
-            images.append(_generate_one(cfg, job, sources, fits, bank, inserter, cat_names, out_dir))
+            plans.append(plan_frame(g, job, sources, fits, bank))
         except Exception as e:  # noqa: BLE001 - a bad frame is reported, the run goes on
-            rec = next(im for im in ds.images if im.id == job.frame_id)
-            failures.append({
-                "index": job.index, "source": g.scenes[job.scene_source].name, "file": str(root / rec.file_name),
-                "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=3),
-            })
+            fail(job, e)
+    if hasattr(inserter, "insert_many"):
+        inserted = inserter.insert_many([p.rgb for p in plans], [p.placements for p in plans], [p.rng for p in plans],
+                                        occluders=[p.occluders for p in plans])
+    else:
+        inserted = [inserter.insert(p.rgb, p.placements, p.rng, occluders=p.occluders) for p in plans]
+    images = []
+    for plan, (out_rgb, results) in zip(plans, inserted):
+        try:
+            images.append(_finish_frame(g, plan, out_rgb, results, sources, cat_names, out_dir))
+        except Exception as e:  # noqa: BLE001
+            fail(plan.job, e)
+    failures.sort(key=lambda f: f["index"])
     payload = {"chunk": chunk_index, "images": images, "failures": failures}
     atomic_write_json(chunk_path(out_dir, chunk_index), payload)
     return payload
+
+
+@dataclass
+class FramePlan:
+    job: FrameJob
+    src: SceneSource
+    ds: Dataset
+    rec: ImageRecord
+    existing: list[Annotation]
+    rgb: np.ndarray
+    camera: object
+    region_source: str
+    placements: list
+    unplaced: list[tuple[str, str]]
+    occluders: dict[int, Box]
+    rng: np.random.Generator
+
+
+def plan_frame(g: GenerateConfig, job: FrameJob, sources: list[tuple[Dataset, Path]], fits: dict,
+               bank: CutoutBank) -> FramePlan:
+    src, ds, rec, existing, rgb, frame, camera, region = _frame_geometry(g, job, sources, fits)
+    rng = np.random.default_rng(job.seed)
+    placements, unplaced, _ = place_for_frame(frame, camera, region, _requests(g, bank, rng), rng, g.placement)
+    boxes = dict(frame.boxes)
+    occluders = {i: boxes[i] for p in placements for i in p.occluders}
+    return FramePlan(job, src, ds, rec, existing, rgb, camera, region.source, placements, unplaced, occluders, rng)
 
 
 def _frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: list[tuple[Dataset, Path]],
@@ -171,42 +227,36 @@ def _requests(cfg: GenerateConfig, bank: CutoutBank, rng: np.random.Generator) -
     return out
 
 
-def _generate_one(cfg: Config, job: FrameJob, sources: list[tuple[Dataset, Path]], fits: dict, bank: CutoutBank,
-                  inserter: PasteInserter, cat_names: list[str], out_dir: Path) -> dict:
-    g = cfg.generate
-    src, ds, rec, existing, rgb, frame, camera, region = _frame_geometry(g, job, sources, fits)
-    id_to_name = {c.id: c.name for c in ds.categories}
-    rng = np.random.default_rng(job.seed)
-    placements, unplaced, _ = place_for_frame(frame, camera, region, _requests(g, bank, rng), rng, g.placement)
-    boxes = dict(frame.boxes)
-    occluders = {i: boxes[i] for p in placements for i in p.occluders}
-    out_rgb, results = inserter.insert(rgb, placements, rng, occluders=occluders)
-
-    file_name = f"{job.index + 1:06d}.jpg"
+def _finish_frame(g: GenerateConfig, plan: FramePlan, out_rgb: np.ndarray, results: list, sources,
+                  cat_names: list[str], out_dir: Path) -> dict:
+    id_to_name = {c.id: c.name for c in plan.ds.categories}
+    file_name = f"{plan.job.index + 1:06d}.jpg"
     save_image_atomic(out_dir / "images" / file_name, out_rgb, quality=g.jpeg_quality)
     cat_index = {n.lower(): i + 1 for i, n in enumerate(cat_names)}
     anns = [
         {"category_id": cat_index[id_to_name[a.category_id].lower()], "bbox": a.bbox.xywh(),
          "attributes": dict(a.attributes), "iscrowd": 0}
-        for a in existing
+        for a in plan.existing
     ]
     rejected = []
     for r in results:
         if isinstance(r, Insertion):
             anns.append({
                 "category_id": cat_index[r.placement.category.lower()], "bbox": r.box.xywh(), "iscrowd": 0,
-                "attributes": {"occluded": bool(r.placement.occluders), "truncated": bool(r.scores.get("truncated"))},
+                "attributes": {"occluded": bool(r.placement.occluders), "truncated": bool(r.placement.truncated)},
                 "provenance": {**r.provenance.to_dict(), "placement": r.placement.to_dict(),
                                "verifier": _jsonable(r.scores)},
             })
         else:
             rejected.append({"category": r.placement.category, "reason": r.reason})
-    rejected += [{"category": c, "reason": why} for c, why in unplaced]
+    rejected += [{"category": c, "reason": why} for c, why in plan.unplaced]
+    h, w = out_rgb.shape[:2]
+    root = sources[plan.job.scene_source][1]
     return {
-        "id": job.index + 1, "file_name": file_name, "width": frame.width, "height": frame.height,
-        "attributes": {"scene": rec.scene, "source": src.name, "background": rec.file_name,
-                       "background_path": str((sources[job.scene_source][1] / rec.file_name).resolve()), "seed": job.seed,
-                       "generated": True, "camera": camera.describe(), "region_source": region.source,
+        "id": plan.job.index + 1, "file_name": file_name, "width": w, "height": h,
+        "attributes": {"scene": plan.rec.scene, "source": plan.src.name, "background": plan.rec.file_name,
+                       "background_path": str((root / plan.rec.file_name).resolve()), "seed": plan.job.seed,
+                       "generated": True, "camera": plan.camera.describe(), "region_source": plan.region_source,
                        "rejected": rejected},
         "annotations": anns,
     }

@@ -125,12 +125,19 @@ class InpaintInserter:
         return out, results
 
     def insert_many(self, images: Sequence[np.ndarray], placements: Sequence[Sequence[Placement]],
-                    rng: np.random.Generator, *, occluders: Sequence[Mapping[int, Box | np.ndarray]] | None = None,
+                    rng: np.random.Generator | Sequence[np.random.Generator], *,
+                    occluders: Sequence[Mapping[int, Box | np.ndarray]] | None = None,
                     ) -> list[tuple[np.ndarray, list[Insertion | Rejection]]]:
-        """Several frames at once: crops of all their objects share the pipeline batches."""
+        """Several frames at once: crops of all their objects share the pipeline batches.
+
+        `rng` may be one generator per frame, so each frame's objects get the same seeds however frames
+        are grouped into calls (a resumed or re-chunked run reproduces them).
+        """
+        rngs = [rng] * len(images) if isinstance(rng, np.random.Generator) else list(rng)
         jobs: list[_Job] = []
         results: list[list[Insertion | Rejection | None]] = [[None] * len(p) for p in placements]
         for f, (img, ps) in enumerate(zip(images, placements)):
+            rng = rngs[f]
             seeds = rng.integers(0, 2**31 - 1, size=len(ps))
             for i, p in enumerate(ps):
                 prompt = self.prompts.get(p.category.lower())

@@ -109,3 +109,42 @@ def test_missing_model_and_bad_arguments_get_clear_errors(tmp_path):
         load_inpaint_pipeline("runwayml/stable-diffusion-inpainting")
     with pytest.raises(ValueError, match=r"`strength` must be in \[0, 1\], but got 1.7"):
         InpaintInserter(object(), PROMPTS, strength=1.7)
+
+
+@pytest.mark.slow
+def test_generate_with_inpaint_method_from_config(model_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from roadsynth.cli import app
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""
+name: inpaint-smoke
+generate:
+  n_images: 3
+  chunk_size: 3
+  scenes: [{{name: udacity, format: folder, path: {DATA}/udacity_lanelines/images,
+             camera: {{horizon_frac: 0.6, height_m: 1.4}}}}]
+  cutouts: [{{kind: msrc, path: {DATA}/cutouts/msrc_v2_animals, categories: [cow]}}]
+  insert:
+    method: inpaint
+    categories: {{cow: 1.0}}
+    objects_per_image: [1, 1]
+    inpaint: {{model: {model_dir}, prompts: {{cow: a cow}}, steps: 1, native: 64, min_window_px: 48,
+              context: 1.5, device: cpu}}
+  placement: {{max_distance_m: 200, min_pixel_height: 8}}
+""")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["generate", str(cfg), "--out", str(out), "--engine", "local"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    d = json.loads((out / "annotations.json").read_text())
+    assert len(d["images"]) == 3
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["failures"] == []
+    made = [a for a in d["annotations"] if "provenance" in a]
+    rejected = [x for im in d["images"] for x in im["rejected"]]
+    assert len(made) + len(rejected) == 3  # every requested object is either a verified label or a reason
+    for a in made:
+        assert a["provenance"]["method"] == "inpaint" and a["provenance"]["prompt"] == "a cow"
