@@ -213,8 +213,9 @@ class ExperimentConfig(_Model):
         {}, description="real category -> roadsynth category: cut-outs of the long-tail class from the kept train images"
     )
     arms: list[Literal["real", "real+generated", "generated-only"]] = ["real", "real+generated"]
-    seeds: list[int] = [0, 1]
+    seeds: list[int] = [0, 1, 2]
     detector: DetectorConfig = DetectorConfig()
+    slice_by: list[str] = Field([], description="test-image attributes to report metrics per value of (e.g. condition)")
     eval_backend: Literal["faster", "pycocotools"] = "faster"
     bootstrap: int = Field(500, ge=0)
 

@@ -247,9 +247,24 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
         "bootstrap": f"{cfg.experiment.bootstrap} paired resamples of the {len(test.dataset.images)} test images",
     }
     examples = _examples(generated, gen_dir) if generated else []
+    slices = slice_metrics(test.dataset, evals, cfg.experiment.slice_by)
     return write_report(out_dir, rows, title=f"roadsynth experiment: {cfg.name}", context=context,
-                        comparisons=comparisons, extras={"leakage": [str(x) for x in leaks], "budget": budget},
-                        figures=figures, examples=examples)
+                        comparisons=comparisons, figures=figures, examples=examples,
+                        extras={"leakage": [str(x) for x in leaks], "budget": budget, "slices": slices})
+
+
+def slice_metrics(test: Dataset, evals: dict[str, list], attributes: list[str]) -> list[dict]:
+    """mAP per value of each image attribute (e.g. `condition`), seed-averaged, from the per-image evaluations."""
+    out = []
+    for attr in attributes:
+        values = sorted({str(im.attributes[attr]) for im in test.images if attr in im.attributes})
+        for v in values:
+            w = np.array([1.0 if str(im.attributes.get(attr)) == v else 0.0 for im in test.images])
+            row = {"attribute": attr, "value": v, "images": int(w.sum())}
+            for arm, ev in evals.items():
+                row[arm] = float(np.nanmean([e.ap(w)["mAP50_95"] for e in ev]))
+            out.append(row)
+    return out
 
 
 def _examples(generated: Dataset, gen_dir: Path, n: int = 4) -> list[tuple[str, bytes]]:

@@ -123,6 +123,13 @@ def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_exam
         cells = [_fmt(a["per_class"].get(c, {}).get("AP50_95"), a["per_class"].get(c, {}).get("AP50_95_std"))
                  for a in arms.values()]
         lines.append(f"| {c} | {n_gt} | " + " | ".join(cells) + " |")
+    slices = metrics.get("slices")
+    if slices:
+        arm_names = list(arms)
+        lines += ["", "## Slices (mAP50-95 x100 on test images with the attribute value)", "",
+                  "| attribute | value | images | " + " | ".join(arm_names) + " |", "|---|---|---:|" + "---:|" * len(arm_names)]
+        lines += [f"| {r['attribute']} | {r['value']} | {r['images']} | " + " | ".join(_fmt(r.get(a)) for a in arm_names) + " |"
+                  for r in slices]
     lines += ["", "## Verdict", ""]
     for comp in metrics["comparisons"]:
         lines.append(_verdict_line(comp))

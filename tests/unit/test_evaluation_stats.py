@@ -76,3 +76,45 @@ def test_budget_grows_with_gap_and_rarity():
                        {"Car": 200, "Bus": 50, "Ambulance": 8})
     assert b["Car"] == 0 and 0 < b["Bus"] < b["Ambulance"] <= 2000
     assert "None" not in b
+
+
+def test_leakage_finds_a_planted_duplicate_and_a_reencoded_copy(tmp_path):
+    import cv2
+
+    from roadsynth.datasets.io import load_image, save_image_atomic
+    from roadsynth.evaluation.leakage import near_duplicates, provenance_leaks
+    from roadsynth.datasets.records import Provenance
+    from tests.conftest import DATA
+
+    frames = sorted((DATA / "camvid" / "images").glob("*.jpg"))
+    test, train = frames[:6], frames[6:30]
+    planted = tmp_path / "planted.jpg"  # a test frame re-encoded smaller and slightly cropped: a near-duplicate
+    rgb = load_image(test[2])[4:-4, 4:-4]
+    save_image_atomic(planted, cv2.resize(rgb, (320, 240)), quality=70)
+    exact = tmp_path / "exact.jpg"
+    exact.write_bytes(test[4].read_bytes())
+    leaks = near_duplicates(test, train + [planted, exact])
+    kinds = {(lk.kind, lk.test_file, lk.train_file) for lk in leaks}
+    assert ("duplicate", str(test[4]), str(exact)) in kinds
+    assert any(k == "near-duplicate" and t == str(test[2]) and tr == str(planted) for k, t, tr in kinds)
+    assert len(leaks) == 2, leaks  # no false alarms among the 24 other frames of the same streets
+    gen = Dataset((ImageRecord(1, "000001.jpg", 480, 360, {"background_path": str(test[0])}),),
+                  (Annotation(1, 1, 1, Box(0, 0, 5, 5), provenance=Provenance("paste", f"boxes:{test[1].name}#ann3", 0)),),
+                  (Category(1, "cow"),))
+    found = provenance_leaks(test, gen)
+    assert [lk.kind for lk in found] == ["background", "cutout-source"]
+
+
+def test_slices_by_image_attribute_match_evaluating_the_subset():
+    from roadsynth.datasets.split import filter_dataset
+    from roadsynth.experiment import slice_metrics
+
+    gt, dets = synthetic(120, 7, 0.5)
+    images = tuple(ImageRecord(im.id, im.file_name, im.width, im.height, {"condition": "rain" if im.id % 3 else "fog"})
+                   for im in gt.images)
+    gt = gt.with_(images=images)
+    rows = slice_metrics(gt, {"real": [PerImageEval(gt, dets)]}, ["condition"])
+    fog = next(r for r in rows if r["value"] == "fog")
+    sub = filter_dataset(gt, [im.id for im in gt.images if im.id % 3 == 0])
+    expected = evaluate_detections(sub, [d for d in dets if d["image_id"] % 3 == 0], backend="pycocotools")
+    assert fog["images"] == 40 and fog["real"] == pytest.approx(expected.stats["mAP50_95"], abs=1e-12)
