@@ -108,9 +108,9 @@ def generate(
     """Generate a COCO dataset with inserted objects (resumable: finished chunks are kept)."""
     cfg = _load(config)
     if engine is Engine.prefect:
-        from roadsynth.flows.generate import generate_dataset
+        from roadsynth.flows.generate import run_generate
 
-        summary = generate_dataset(str(config.resolve()), str(out))
+        summary = run_generate(str(config.resolve()), str(out))
         console.print(f"[green]{summary['images']} images, {summary['annotations']} annotations -> {out}[/green]")
         return
     from roadsynth.generate import generate_dataset as run

@@ -220,10 +220,22 @@ class ExperimentConfig(_Model):
     bootstrap: int = Field(500, ge=0)
 
 
+class OrchestrationConfig(_Model):
+    """How the Prefect flows run their tasks. `threads` needs nothing; `dask` needs the `dask` extra
+    (a LocalCluster, or an existing scheduler at `address`); `ray` needs the `ray` extra."""
+
+    task_runner: Literal["threads", "dask", "ray"] = "threads"
+    workers: int = Field(2, ge=1)
+    address: str | None = Field(None, description="existing Dask scheduler / Ray cluster address")
+    max_in_flight: int = Field(8, ge=1, description="chunks submitted at once (keeps huge runs off the scheduler)")
+    gpus_per_task: float = Field(0.0, ge=0, description="Ray: GPU share per generation task (inpaint on GPUs)")
+
+
 class Config(_Model):
     name: str = "roadsynth-run"
     generate: GenerateConfig
     experiment: ExperimentConfig | None = None
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
     def digest(self) -> str:
         """Stable hash of the resolved config (cache keys, manifests)."""

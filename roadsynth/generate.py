@@ -103,6 +103,17 @@ def chunk_path(out_dir: Path, chunk_index: int) -> Path:
     return out_dir / "chunks" / f"{chunk_index:05d}.json"
 
 
+def chunk_done(out_dir: Path, chunk_index: int, digest: str) -> bool:
+    """A chunk file is written last and atomically; it counts only if the same config produced it."""
+    path = chunk_path(out_dir, chunk_index)
+    if not path.exists():
+        return False
+    try:
+        return json.loads(path.read_text()).get("config_digest") == digest
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def output_categories(cfg: GenerateConfig, sources: list[tuple[Dataset, Path]]) -> list[str]:
     names: list[str] = []
     for ds, _ in sources:
@@ -166,7 +177,7 @@ def run_chunk(
         except Exception as e:  # noqa: BLE001
             fail(plan.job, e)
     failures.sort(key=lambda f: f["index"])
-    payload = {"chunk": chunk_index, "images": images, "failures": failures}
+    payload = {"chunk": chunk_index, "config_digest": cfg.digest(), "images": images, "failures": failures}
     atomic_write_json(chunk_path(out_dir, chunk_index), payload)
     return payload
 
@@ -337,9 +348,11 @@ def generate_dataset(cfg: Config, out_dir: Path, *, progress=None) -> Dataset:
     bank = build_bank_for(g)
     chunks = chunked(plan_jobs(g, sources), g.chunk_size)
     t0 = time.perf_counter()
+    inserter = make_inserter(g, bank)
+    digest = cfg.digest()
     for ci, jobs in enumerate(chunks):
-        if not chunk_path(out_dir, ci).exists():
-            run_chunk(cfg, ci, jobs, out_dir, bank, sources)
+        if not chunk_done(out_dir, ci, digest):
+            run_chunk(cfg, ci, jobs, out_dir, bank, sources, inserter)
         if progress:
             progress(ci + 1, len(chunks), time.perf_counter() - t0)
     return assemble(cfg, out_dir, len(chunks), sources)

@@ -8,6 +8,7 @@ from roadsynth import experiment as ex
 from roadsynth.config import load_config, save_config
 from roadsynth.flows._prefect import NO_CACHE, flow, get_run_logger, task
 from roadsynth.flows.generate import generate_dataset
+from roadsynth.flows.runners import make_task_runner
 
 
 @task(name="prepare-splits", retries=1, cache_policy=NO_CACHE)
@@ -50,7 +51,7 @@ def augmentation_experiment(config_path: str, out_dir: str) -> dict:
     save_config(cfg, resolved)
     splits = prepare_splits(str(resolved), str(out))
     gen_config = prepare_generation(str(resolved), str(out), splits["train"])
-    generate_dataset(gen_config, str(out / "generated"))
+    generate_dataset.with_options(task_runner=make_task_runner(cfg.orchestration))(gen_config, str(out / "generated"))
     arms = materialize_arms(str(resolved), str(out), splits["train"], str(out / "generated"))
     rows = []
     # Sequential on purpose: each training already uses every core; parallel runs would only thrash.

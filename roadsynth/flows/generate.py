@@ -1,41 +1,57 @@
-"""Prefect flow for dataset generation: one task per chunk of output images (thin wiring over `roadsynth.generate`)."""
+"""Prefect flow for dataset generation: one task per chunk of output images (thin wiring over `roadsynth.generate`).
+
+Resume: a chunk whose file exists and carries the config's digest is finished and is not submitted
+again; a killed run re-run over the same folder produces the same annotations.json as an uninterrupted
+one. At most `orchestration.max_in_flight` chunks are submitted at a time, so a 100k-image run does not
+put thousands of futures on the scheduler.
+"""
 
 from __future__ import annotations
 
+from collections import deque
+from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 
 from roadsynth import generate as gen
 from roadsynth.config import Config, load_config, save_config
 from roadsynth.flows._prefect import NO_CACHE, flow, get_run_logger, task
+from roadsynth.flows.runners import make_task_runner
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)
 def _worker_state(config_path: str, digest: str):
-    """Scene index and cut-out bank, loaded once per worker process and config (not per task)."""
+    """Scene index, cut-out bank and inserter (e.g. a diffusion pipeline), loaded once per worker process."""
     cfg = load_config(config_path)
     sources = gen.load_scene_sources(cfg.generate)
     bank = gen.build_bank_for(cfg.generate)
-    return cfg, sources, bank
+    return cfg, sources, bank, gen.make_inserter(cfg.generate, bank)
 
 
 @task(name="generate-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def generate_chunk(config_path: str, digest: str, out_dir: str, chunk_index: int, jobs: list) -> dict:
     out = Path(out_dir)
-    done = gen.chunk_path(out, chunk_index)
-    if done.exists():  # resume: a chunk file is written last, so its presence means the chunk is complete
+    if gen.chunk_done(out, chunk_index, digest):
         return {"chunk": chunk_index, "skipped": True}
-    cfg, sources, bank = _worker_state(config_path, digest)
-    payload = gen.run_chunk(cfg, chunk_index, [gen.FrameJob(**j) for j in jobs], out, bank, sources)
+    cfg, sources, bank, inserter = _worker_state(config_path, digest)
+    payload = gen.run_chunk(cfg, chunk_index, [gen.FrameJob(**j) for j in jobs], out, bank, sources, inserter)
     return {"chunk": chunk_index, "images": len(payload["images"]), "failures": len(payload["failures"])}
 
 
-@task(name="assemble-dataset", retries=1, cache_policy=NO_CACHE)
+@task(name="assemble-dataset", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def assemble_dataset(config_path: str, out_dir: str, n_chunks: int) -> dict:
     cfg = load_config(config_path)
-    sources = gen.load_scene_sources(cfg.generate)
-    ds = gen.assemble(cfg, Path(out_dir), n_chunks, sources)
+    ds = gen.assemble(cfg, Path(out_dir), n_chunks, gen.load_scene_sources(cfg.generate))
     return {"images": len(ds.images), "annotations": len(ds.annotations)}
+
+
+def _submit_options(cfg: Config):
+    o = cfg.orchestration
+    if o.task_runner == "ray" and o.gpus_per_task > 0:
+        from prefect_ray.context import remote_options
+
+        return remote_options(num_gpus=o.gpus_per_task)
+    return nullcontext()
 
 
 @flow(name="generate-dataset")
@@ -47,14 +63,26 @@ def generate_dataset(config_path: str, out_dir: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     resolved = out / "config.yaml"
     save_config(cfg, resolved)
+    digest = cfg.digest()
     sources = gen.load_scene_sources(cfg.generate)
     chunks = gen.chunked(gen.plan_jobs(cfg.generate, sources), cfg.generate.chunk_size)
-    log.info("%d images in %d chunks -> %s", cfg.generate.n_images, len(chunks), out)
-    futures = [
-        generate_chunk.submit(str(resolved), cfg.digest(), str(out), i, [j.__dict__ for j in jobs])
-        for i, jobs in enumerate(chunks)
-    ]
-    results = [f.result() for f in futures]
+    todo = [i for i in range(len(chunks)) if not gen.chunk_done(out, i, digest)]
+    log.info("%d images in %d chunks (%d already done) -> %s", cfg.generate.n_images, len(chunks),
+             len(chunks) - len(todo), out)
+    results, pending = [], deque()
+    with _submit_options(cfg):
+        for i in todo:
+            if len(pending) >= cfg.orchestration.max_in_flight:
+                results.append(pending.popleft().result())
+            pending.append(generate_chunk.submit(str(resolved), digest, str(out), i,
+                                                 [j.__dict__ for j in chunks[i]]))
+        results += [f.result() for f in pending]
     summary = assemble_dataset(str(resolved), str(out), len(chunks))
     log.info("wrote %s (%d images, %d annotations)", out / "annotations.json", summary["images"], summary["annotations"])
-    return {**summary, "chunks": results}
+    return {**summary, "chunks_run": len(todo), "chunks": results}
+
+
+def run_generate(config_path: str, out_dir: str) -> dict:
+    """The flow with the task runner the config asks for."""
+    cfg = load_config(config_path)
+    return generate_dataset.with_options(task_runner=make_task_runner(cfg.orchestration))(config_path, out_dir)

@@ -1,0 +1,93 @@
+"""A run killed with SIGKILL at a random point resumes to exactly the dataset of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA
+
+
+def config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""
+name: resume
+generate:
+  seed: 3
+  n_images: 96
+  chunk_size: 4
+  scenes: [{{name: camvid, format: label_maps, path: {DATA}/camvid/images, label_maps: {DATA}/camvid/road_labels,
+             object_values: {{8: Car}}, camera: {{horizon_frac: 0.47, height_m: 1.3}}}}]
+  cutouts: [{{kind: msrc, path: {DATA}/cutouts/msrc_v2_animals, categories: [cow, sheep]}}]
+  insert: {{categories: {{cow: 1.0, sheep: 1.0}}, objects_per_image: [1, 3]}}
+""")
+    return cfg
+
+
+def run(cfg: Path, out: Path, engine: str, kill_after_chunks: int | None = None) -> int:
+    cmd = [sys.executable, "-m", "roadsynth.cli", "generate", str(cfg), "--out", str(out), "--engine", engine]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if kill_after_chunks is None:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        return 0
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if len(list((out / "chunks").glob("*.json"))) >= kill_after_chunks:
+            break
+        time.sleep(0.05)
+    time.sleep(random.uniform(0, 0.1))  # land anywhere inside the next chunk (~0.1-0.2 s each)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return len(list((out / "chunks").glob("*.json")))
+
+
+def check_same(reference: Path, resumed: Path) -> None:
+    assert (resumed / "annotations.json").read_bytes() == (reference / "annotations.json").read_bytes()
+    assert not [p for p in resumed.rglob("*") if p.name.endswith(".tmp")], "temp files left behind"
+    d = json.loads((resumed / "annotations.json").read_text())
+    ids = [a["id"] for a in d["annotations"]]
+    assert len(ids) == len(set(ids)) and len({im["id"] for im in d["images"]}) == len(d["images"]) == 96
+    assert sorted(p.name for p in (resumed / "images").iterdir()) == sorted(p.name for p in (reference / "images").iterdir())
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_uninterrupted_dataset_local_engine(tmp_path):
+    cfg = config(tmp_path)
+    run(cfg, tmp_path / "ref", "local")
+    for attempt, k in enumerate(random.Random(os.getpid()).sample(range(2, 16), 2)):
+        out = tmp_path / f"killed{attempt}"
+        done = run(cfg, out, "local", kill_after_chunks=k)
+        assert 2 <= done < 24, f"kill landed after {done} chunks"
+        run(cfg, out, "local")
+        check_same(tmp_path / "ref", out)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_through_prefect(tmp_path):
+    cfg = config(tmp_path)
+    run(cfg, tmp_path / "ref", "local")
+    out = tmp_path / "killed"
+    done = run(cfg, out, "prefect", kill_after_chunks=3)
+    assert 3 <= done < 24, f"kill landed after {done} chunks"
+    run(cfg, out, "prefect")
+    check_same(tmp_path / "ref", out)
+
+
+def test_chunks_of_another_config_are_not_reused(tmp_path):
+    from roadsynth.generate import chunk_done, chunk_path
+
+    p = chunk_path(tmp_path, 0)
+    p.parent.mkdir(parents=True)
+    p.write_text(json.dumps({"config_digest": "aaa", "images": []}))
+    assert chunk_done(tmp_path, 0, "aaa") and not chunk_done(tmp_path, 0, "bbb")
+    p.write_text("{truncated")
+    assert not chunk_done(tmp_path, 0, "aaa")
