@@ -238,8 +238,11 @@ class Config(_Model):
     orchestration: OrchestrationConfig = OrchestrationConfig()
 
     def digest(self) -> str:
-        """Stable hash of the resolved config (cache keys, manifests)."""
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+        """Stable hash of what determines the generated data (the `generate` section): chunk reuse and
+        manifests. How it runs (`orchestration`) or what is done with it (`experiment`) is left out, so the
+        same data made on threads or on a Dask cluster carries the same digest."""
+        data = self.generate.model_dump(mode="json")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 _PATH_KEYS = {"path", "images_root", "label_maps", "images_dir"}

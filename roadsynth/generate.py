@@ -324,6 +324,9 @@ def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: list[tuple[Data
     })
     write_coco(ds, out_dir / "annotations.json")
     generated = [a for a in anns if a.provenance is not None]
+    for src, (sds, _) in zip(g.scenes, sources):  # frames that could not even be indexed
+        failures += [{"index": None, "source": src.name, "file": pr["file"], "error": pr["error"]}
+                     for pr in sds.info.get("problems", []) if isinstance(pr, dict)]
     manifest = {
         "name": cfg.name, "config_digest": cfg.digest(), "images": len(images), "annotations": len(anns),
         "generated_objects": len(generated),

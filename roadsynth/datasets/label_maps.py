@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from roadsynth.datasets.io import image_size
+from roadsynth.datasets.io import ImageLoadError, image_size
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -85,8 +85,13 @@ def read_label_map_frames(
     cat_id = {c.name: c.id for c in categories}
     records: list[ImageRecord] = []
     anns: list[Annotation] = []
+    problems: list[dict] = []
     for i, p in enumerate(list_images(images), start=1):
-        w, h = image_size(p)
+        try:
+            w, h = image_size(p)
+        except ImageLoadError as e:  # reported in the run summary; the other frames go on
+            problems.append({"file": str(p), "error": str(e)})
+            continue
         attrs: dict = {"scene": scene_of(p.name, scene_regex), "source": source_name}
         lm_path = label_map_path(label_maps, p) if label_maps else None
         if lm_path is not None and lm_path.exists():
@@ -102,4 +107,4 @@ def read_label_map_frames(
                             attributes={"box_source": "label-map-blob"},
                         ))
         records.append(ImageRecord(id=i, file_name=p.name, width=w, height=h, attributes=attrs))
-    return Dataset(tuple(records), tuple(anns), categories, info={"source": str(images)})
+    return Dataset(tuple(records), tuple(anns), categories, info={"source": str(images), "problems": problems})
