@@ -152,6 +152,33 @@ def experiment(
     print((out / "report.md").read_text())
 
 
+class FlowKind(str, Enum):
+    generate = "generate"
+    experiment = "experiment"
+
+
+@app.command()
+def deploy(
+    config: Path = typer.Argument(..., help="roadsynth YAML config"),
+    cron: str = typer.Option(..., "--cron", help='schedule, e.g. "0 2 * * *" (02:00 every day)'),
+    out_root: Path = typer.Option(Path("runs/scheduled"), "--out-root", help="each run writes a dated folder here"),
+    name: Optional[str] = typer.Option(None, "--name", help="deployment name (default: the config's name)"),
+    kind: FlowKind = typer.Option(FlowKind.generate, "--flow", help="what each scheduled run does"),
+) -> None:
+    """Create a cron-scheduled Prefect deployment and serve it (needs a Prefect server, see README)."""
+    cfg = _load(config)
+    from roadsynth.flows.deploy import require_server, serve_deployment, valid_cron
+
+    if not valid_cron(cron):
+        _fail(f"`--cron` must be a cron expression like \"0 2 * * *\", but got {cron!r}")
+    try:
+        url = require_server()
+    except RuntimeError as e:
+        _fail(str(e))
+    console.print(f"serving deployment [bold]{name or cfg.name}[/bold] ({cron}) on {url}; runs -> {out_root}/<date>")
+    serve_deployment(str(config), cron, str(out_root), name or cfg.name, kind.value)
+
+
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="an experiment output folder")) -> None:
     """Re-render report.md / report.html / metrics.json from an experiment's saved runs."""
