@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from roadsynth import __version__
 from roadsynth.config import Config, GenerateConfig, SceneSource, save_config
 from roadsynth.datasets.coco import read_coco, write_coco
 from roadsynth.datasets.io import atomic_write_json, load_image, save_image_atomic
@@ -104,14 +105,16 @@ def chunk_path(out_dir: Path, chunk_index: int) -> Path:
 
 
 def chunk_done(out_dir: Path, chunk_index: int, digest: str) -> bool:
-    """A chunk file is written last and atomically; it counts only if the same config produced it."""
+    """A chunk file is written last and atomically; it counts only if the same config and the same
+    roadsynth version produced it (new code may draw different pixels from the same config)."""
     path = chunk_path(out_dir, chunk_index)
     if not path.exists():
         return False
     try:
-        return json.loads(path.read_text()).get("config_digest") == digest
+        payload = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
+    return payload.get("config_digest") == digest and payload.get("roadsynth_version") == __version__
 
 
 def output_categories(cfg: GenerateConfig, sources: list[tuple[Dataset, Path]]) -> list[str]:
@@ -177,7 +180,8 @@ def run_chunk(
         except Exception as e:  # noqa: BLE001
             fail(plan.job, e)
     failures.sort(key=lambda f: f["index"])
-    payload = {"chunk": chunk_index, "config_digest": cfg.digest(), "images": images, "failures": failures}
+    payload = {"chunk": chunk_index, "config_digest": cfg.digest(), "roadsynth_version": __version__,
+               "images": images, "failures": failures}
     atomic_write_json(chunk_path(out_dir, chunk_index), payload)
     return payload
 

@@ -87,7 +87,11 @@ def test_chunks_of_another_config_are_not_reused(tmp_path):
 
     p = chunk_path(tmp_path, 0)
     p.parent.mkdir(parents=True)
-    p.write_text(json.dumps({"config_digest": "aaa", "images": []}))
+    from roadsynth import __version__
+
+    p.write_text(json.dumps({"config_digest": "aaa", "roadsynth_version": __version__, "images": []}))
     assert chunk_done(tmp_path, 0, "aaa") and not chunk_done(tmp_path, 0, "bbb")
+    p.write_text(json.dumps({"config_digest": "aaa", "roadsynth_version": "0.0.0-old", "images": []}))
+    assert not chunk_done(tmp_path, 0, "aaa")
     p.write_text("{truncated")
     assert not chunk_done(tmp_path, 0, "aaa")
