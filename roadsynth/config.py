@@ -200,11 +200,13 @@ class RealDataConfig(_Model):
 
 class DetectorConfig(_Model):
     model: str = "yolo11n.yaml"
-    imgsz: int = Field(256, ge=32)
+    imgsz: int = Field(256, ge=32, multiple_of=32)
     epochs: int = Field(5, ge=1)
     batch: int = Field(16, ge=1)
     workers: int = Field(0, ge=0)
     device: str = "cpu"
+    val: bool = Field(False, description="validate every epoch and keep the best epoch (slower on CPU); "
+                                         "off: the last epoch's weights")
 
 
 class ExperimentConfig(_Model):

@@ -157,7 +157,8 @@ def run_arm_seed(cfg: Config, arm: str, seed: int, train_path: Path, val_path: P
 
     train, val, test = load_split(train_path), load_split(val_path), load_split(test_path)
     d = cfg.experiment.detector
-    det = YoloDetector(model=d.model, imgsz=d.imgsz, epochs=d.epochs, batch=d.batch, workers=d.workers, device=d.device)
+    det = YoloDetector(model=d.model, imgsz=d.imgsz, epochs=d.epochs, batch=d.batch, workers=d.workers, device=d.device,
+                       val=d.val)
     t0 = time.perf_counter()
     weights = det.train(_as_detector_split(train), _as_detector_split(val), run_dir, seed=seed)
     t_train = time.perf_counter() - t0
@@ -195,7 +196,8 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
     from roadsynth.evaluation import plots
     from roadsynth.evaluation.leakage import near_duplicates, provenance_leaks
     from roadsynth.evaluation.report import aggregate_runs, write_report
-    from roadsynth.evaluation.stats import PerImageEval, paired_bootstrap, suggest_budget
+    from roadsynth.evaluation.coco_metrics import PerImageEval
+    from roadsynth.evaluation.stats import paired_bootstrap, suggest_budget
 
     if rows is None:
         order = {arm: k for k, arm in enumerate(cfg.experiment.arms)}

@@ -19,7 +19,8 @@ import numpy as np
 
 from roadsynth import __version__
 from roadsynth.config import Config, GenerateConfig, SceneSource, save_config
-from roadsynth.datasets.coco import read_coco, write_coco
+from roadsynth.datasets.coco import dataset_from_coco_dict, write_coco
+from roadsynth.datasets.validate import validate_coco
 from roadsynth.datasets.io import atomic_write_json, load_image, save_image_atomic
 from roadsynth.datasets.label_maps import read_label_map_frames
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord, Provenance
@@ -50,6 +51,7 @@ def load_scene_sources(cfg: GenerateConfig) -> list[tuple[Dataset, Path]]:
 
 
 def load_scene_source(src: SceneSource) -> tuple[Dataset, Path]:
+    """A scene source as a Dataset; broken records are dropped and listed in `info["problems"]`."""
     if src.format in ("label_maps", "folder"):
         ds = read_label_map_frames(
             src.path, src.label_maps, object_values=src.object_values, min_object_px=src.min_object_px,
@@ -59,9 +61,27 @@ def load_scene_source(src: SceneSource) -> tuple[Dataset, Path]:
     if src.format == "coco":
         if src.images_root is None:
             raise ValueError(f"scene source `{src.name}`: `images_root` is required for format coco")
-        return read_coco(src.path), src.images_root
-    ds, root = read_yolo(src.path)
-    return ds, root
+        return read_coco_lenient(src.path), src.images_root
+    ds, root = read_yolo(src.path, strict=False)
+    problems = [{"file": p.split(":")[0], "error": p} for p in ds.info.get("problems", [])]
+    return ds.with_(info={**dict(ds.info), "problems": problems}), root
+
+
+def read_coco_lenient(path: Path) -> Dataset:
+    """COCO scene source minus the images/annotations the validator objects to (image files are checked
+    later, per frame, when they are loaded)."""
+    raw = json.loads(Path(path).read_text())
+    problems = validate_coco(raw, None, check_images=False, source=str(path))
+    bad_images = {int(p.where.split()[1]) for p in problems if p.where.startswith("image ") and p.where.split()[1].isdigit()}
+    bad_anns = {int(p.where.split()[1]) for p in problems
+                if p.where.startswith("annotation ") and p.where.split()[1].lstrip("-").isdigit()}
+    if any(not (p.where.startswith(("image ", "annotation ", "category "))) for p in problems):
+        raise ValueError(f"{path}: not a usable COCO file: " + "; ".join(str(p) for p in problems[:5]))
+    raw["images"] = [im for im in raw["images"] if im.get("id") not in bad_images]
+    raw["annotations"] = [a for a in raw["annotations"] if isinstance(a, dict) and a.get("id") not in bad_anns
+                          and a.get("image_id") not in bad_images]
+    ds = dataset_from_coco_dict(raw, source=str(path))
+    return ds.with_(info={**dict(ds.info), "problems": [{"file": str(path), "error": str(p)} for p in problems]})
 
 
 def build_bank_for(cfg: GenerateConfig) -> CutoutBank:

@@ -1,4 +1,8 @@
-"""The `Detector` interface: train on COCO splits, predict COCO-style boxes."""
+"""The `Detector` interface: train on COCO splits, predict boxes in COCO terms.
+
+Everything crossing this interface speaks the dataset's own COCO category ids and original image
+pixels, so a detector library's class indices and letterboxed coordinates never leak out of its adapter.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +15,25 @@ from roadsynth.datasets.records import Box, Dataset
 
 @dataclass(frozen=True)
 class DatasetSplit:
+    """A COCO dataset and the folder its `ImageRecord.file_name`s are relative to."""
+
     dataset: Dataset
     images_root: Path
 
 
 @dataclass(frozen=True)
 class Prediction:
-    image_id: int
-    category_id: int  # the training dataset's COCO category id
-    box: Box  # original image pixels
+    image_id: int  # the COCO image id the caller passed in
+    category_id: int  # the training dataset's COCO category id (not a class index)
+    box: Box  # x, y, w, h in original image pixels (EXIF orientation applied)
     score: float
 
 
 class Detector(Protocol):
     def train(self, train: DatasetSplit, val: DatasetSplit, run_dir: Path, seed: int) -> Path:
-        """Train and return the weights file."""
+        """Train on `train`, select/early-stop on `val`, write everything under `run_dir`; return the weights file."""
         ...
 
     def predict(self, weights: Path, images: Sequence[tuple[int, Path]]) -> list[Prediction]:
+        """Predictions for `(image_id, path)` pairs; every returned `image_id` is one of those given."""
         ...

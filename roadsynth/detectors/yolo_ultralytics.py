@@ -1,9 +1,15 @@
-"""Ultralytics YOLO adapter: the only module that imports ultralytics.
+"""Ultralytics YOLO adapter: the only module that imports ultralytics (lazily, inside functions).
 
-Offline by construction: before importing Ultralytics it sets (with `os.environ.setdefault`, so a user
-can override) `YOLO_OFFLINE`, a private `YOLO_CONFIG_DIR` and `NO_ALBUMENTATIONS_UPDATE`, and puts a
-font where Ultralytics' `check_font` looks, because that check downloads Arial.ttf whatever
-`YOLO_OFFLINE` says. Models are built from a model yaml (random init) or from weights the user owns.
+Offline by construction. Before importing Ultralytics, `apply_offline_defaults` sets (with
+`os.environ.setdefault`, so a user's own values win) `YOLO_OFFLINE`, `YOLO_CONFIG_DIR`,
+`NO_ALBUMENTATIONS_UPDATE` and `HF_HUB_OFFLINE`, and puts a font where Ultralytics' `check_font` looks:
+`check_det_dataset` downloads Arial.ttf whatever `YOLO_OFFLINE` or `plots=False` say. Models come from a
+model yaml (random init) or from a weights file the user already has; a bare `yolo11n.pt` is refused
+because Ultralytics would download it.
+
+Class mapping: the training dataset's categories sorted by COCO id give class indices 0..K-1. The
+mapping is kept in `run_dir/data/classes.json` and copied next to the weights, so `predict` turns class
+indices back into COCO category ids with nothing but the weights path.
 """
 
 from __future__ import annotations
@@ -14,90 +20,169 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from roadsynth.datasets.io import atomic_write_json
+import numpy as np
+
+from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, load_image
 from roadsynth.datasets.records import Box
 from roadsynth.datasets.yolo import write_yolo_splits
 from roadsynth.detectors.base import DatasetSplit, Prediction
 
+FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+
 
 def apply_offline_defaults(config_dir: Path | None = None) -> Path:
-    config_dir = Path(os.environ.setdefault(
-        "YOLO_CONFIG_DIR", str(config_dir or Path.home() / ".cache" / "roadsynth" / "ultralytics")))
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    fonts = config_dir / "Ultralytics"
-    fonts.mkdir(parents=True, exist_ok=True)
-    import matplotlib
+    """Environment for an offline Ultralytics; call before `import ultralytics`. Returns YOLO_CONFIG_DIR.
 
-    dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
-        if not (fonts / name).exists():
-            shutil.copyfile(dejavu, fonts / name)
-    return config_dir
+    `config_dir` defaults to ~/.cache/roadsynth/ultralytics; an exported YOLO_CONFIG_DIR takes precedence.
+    """
+    default = Path(config_dir) if config_dir is not None else Path.home() / ".cache" / "roadsynth" / "ultralytics"
+    config = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(default.expanduser().resolve())))
+    for key in ("YOLO_OFFLINE", "NO_ALBUMENTATIONS_UPDATE", "HF_HUB_OFFLINE"):
+        os.environ.setdefault(key, "1")
+    # Ultralytics appends "Ultralytics" to YOLO_CONFIG_DIR; check_font looks there first.
+    _place_fonts(config / "Ultralytics")
+    return config
+
+
+def _place_fonts(folder: Path) -> None:
+    missing = [name for name in FONT_NAMES if not (folder / name).is_file()]
+    if not missing:
+        return
+    import matplotlib  # a dependency anyway; its DejaVuSans covers what Ultralytics draws
+
+    data = (Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf").read_bytes()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in missing:
+        atomic_write_bytes(folder / name, data)
+
+
+def _import_yolo():
+    apply_offline_defaults()
+    from ultralytics import YOLO
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    # If ultralytics was imported earlier (before our env var), its config dir is another one: cover it too.
+    _place_fonts(Path(USER_CONFIG_DIR))
+    return YOLO
 
 
 def check_model_source(model: str) -> str:
+    """A model yaml name/path (random init) or an existing local weights file; never something to download."""
     p = Path(model).expanduser()
     if p.suffix in (".yaml", ".yml"):
         return model  # Ultralytics resolves bundled model yamls (yolo11n.yaml) from its package
     if p.suffix == ".pt":
-        if not p.exists():
+        if not p.is_file():
             raise FileNotFoundError(
                 f"`model` must be a model yaml (e.g. yolo11n.yaml) or an existing local weights file, but got {model} "
                 "(not found; roadsynth never downloads weights)")
         return str(p.resolve())
-    raise ValueError(f"`model` must end in .yaml or .pt, but got {model!r}")
+    raise ValueError(f"`model` must be a model yaml (e.g. yolo11n.yaml) or a local .pt file, but got {model!r}")
 
 
 class YoloDetector:
+    """Train/predict with Ultralytics on CPU-friendly defaults (see `Detector` in base.py).
+
+    `val=True` validates every epoch and returns best.pt (model selection on the val split, never the
+    test split); `val=False` is ~20 % faster and returns the last epoch's weights. `extra_train_args`
+    are passed to `YOLO.train` last, so they override anything here.
+    """
+
     def __init__(self, model: str = "yolo11n.yaml", *, imgsz: int = 256, epochs: int = 5, batch: int = 16,
-                 workers: int = 0, device: str = "cpu", val_during_training: bool = False,
-                 extra_train_args: dict[str, Any] | None = None, conf: float = 0.001, max_det: int = 100):
+                 workers: int = 0, device: str = "cpu", patience: int = 100, val: bool = True,
+                 extra_train_args: dict[str, Any] | None = None, conf: float = 0.001, iou: float = 0.7,
+                 max_det: int = 300, predict_batch: int = 16):
+        if imgsz <= 0 or imgsz % 32:
+            raise ValueError(f"`imgsz` must be a positive multiple of 32 (YOLO's stride), but got {imgsz}")
+        if epochs < 1:
+            raise ValueError(f"`epochs` must be >= 1, but got {epochs}")
+        if not 0.0 <= conf < 1.0:
+            raise ValueError(f"`conf` must be in [0, 1), but got {conf}")
         self.model = check_model_source(model)
         self.imgsz, self.epochs, self.batch, self.workers, self.device = imgsz, epochs, batch, workers, device
-        self.val_during_training = val_during_training
+        self.patience, self.val = patience, val
         self.extra = dict(extra_train_args or {})
-        self.conf, self.max_det = conf, max_det
+        # conf 0.001 / max_det 300 / NMS iou 0.7 are Ultralytics' own validation settings: COCO AP needs the
+        # low-score tail, and COCOeval keeps the top 100 per image and category itself.
+        self.conf, self.iou, self.max_det, self.predict_batch = conf, iou, max_det, predict_batch
 
     def train(self, train: DatasetSplit, val: DatasetSplit, run_dir: Path, seed: int) -> Path:
         run_dir = Path(run_dir).resolve()
-        # Stable class mapping: categories sorted by COCO id; saved so predictions map back to ids.
+        for name, split in (("train", train), ("val", val)):
+            _check_split(name, split)
         cats = sorted(train.dataset.categories, key=lambda c: c.id)
+        names = [c.name for c in cats]
+        if len({n.lower() for n in names}) != len(names):
+            # The YOLO export matches categories by (case-insensitive) name across splits.
+            raise ValueError(f"category names must be unique ignoring case, but got {names}")
+        data_dir = run_dir / "data"
+        if data_dir.exists():
+            if not (data_dir / "classes.json").is_file():
+                raise FileExistsError(f"{data_dir}: exists but was not written by roadsynth; refusing to replace it")
+            shutil.rmtree(data_dir)  # stale images from an earlier export would silently join training
         data_yaml = write_yolo_splits(
-            {"train": (train.dataset, train.images_root), "val": (val.dataset, val.images_root)},
-            run_dir / "data", [c.name for c in cats])
+            {"train": (train.dataset, train.images_root), "val": (val.dataset, val.images_root)}, data_dir, names)
         classes = [{"index": i, "category_id": c.id, "name": c.name} for i, c in enumerate(cats)]
-        atomic_write_json(run_dir / "classes.json", classes, indent=1)
-        apply_offline_defaults()
-        from ultralytics import YOLO
+        atomic_write_json(data_dir / "classes.json", classes, indent=1)
 
+        YOLO = _import_yolo()
         model = YOLO(self.model)
         args = dict(data=str(data_yaml), epochs=self.epochs, imgsz=self.imgsz, batch=self.batch, workers=self.workers,
-                    device=self.device, seed=seed, deterministic=True, plots=False, amp=False, cache=False,
-                    project=str(run_dir), name="train", exist_ok=True, verbose=False, val=self.val_during_training)
+                    device=self.device, patience=self.patience, seed=seed, deterministic=True, plots=False,
+                    amp=False, cache=False, project=str(run_dir), name="train", exist_ok=True, verbose=False,
+                    val=self.val)
         model.train(**{**args, **self.extra})
         weights_dir = Path(model.trainer.save_dir) / "weights"
-        weights = weights_dir / "best.pt" if (weights_dir / "best.pt").exists() else weights_dir / "last.pt"
-        if not weights.exists():
-            raise RuntimeError(f"{weights_dir}: Ultralytics finished without writing weights")
-        shutil.copyfile(run_dir / "classes.json", weights.with_name("classes.json"))
+        weights = weights_dir / "best.pt" if (weights_dir / "best.pt").is_file() else weights_dir / "last.pt"
+        if not weights.is_file():
+            raise RuntimeError(f"{weights_dir}: Ultralytics finished without writing best.pt or last.pt")
+        atomic_write_json(weights.with_name("classes.json"), classes, indent=1)
         return weights
 
-    def predict(self, weights: Path, images: Sequence[tuple[int, Path]], batch: int = 16) -> list[Prediction]:
-        classes = json.loads(Path(weights).with_name("classes.json").read_text())
-        to_category = {c["index"]: c["category_id"] for c in classes}
-        apply_offline_defaults()
-        from ultralytics import YOLO
-
+    def predict(self, weights: Path, images: Sequence[tuple[int, Path]]) -> list[Prediction]:
+        weights = Path(weights)
+        to_category = load_class_map(weights)
+        YOLO = _import_yolo()
         model = YOLO(str(weights))
+        if len(model.names) != len(to_category):
+            raise ValueError(f"{weights}: the model has {len(model.names)} classes but its classes.json maps "
+                             f"{len(to_category)}; were the weights trained by another run?")
         out: list[Prediction] = []
-        for start in range(0, len(images), batch):
-            chunk = images[start : start + batch]
-            results = model.predict([str(p) for _, p in chunk], imgsz=self.imgsz, conf=self.conf, iou=0.7,
-                                    device=self.device, max_det=self.max_det, verbose=False)
+        for start in range(0, len(images), self.predict_batch):
+            chunk = images[start : start + self.predict_batch]
+            # Our own loader (EXIF applied, errors name the file) and arrays rather than paths: Ultralytics
+            # sorts a list of paths, so results would come back in another order than `images`.
+            bgr = [np.ascontiguousarray(load_image(path)[:, :, ::-1]) for _, path in chunk]
+            results = model.predict(bgr, imgsz=self.imgsz, conf=self.conf, iou=self.iou, device=self.device,
+                                    max_det=self.max_det, verbose=False, stream=True)
             for (image_id, _), r in zip(chunk, results):
-                boxes = r.boxes
+                boxes = r.boxes  # xyxy is already scaled back to the original image (orig_shape)
                 for xyxy, cls, score in zip(boxes.xyxy.tolist(), boxes.cls.tolist(), boxes.conf.tolist()):
-                    out.append(Prediction(image_id, to_category[int(cls)], Box.from_xyxy(*xyxy), float(score)))
+                    out.append(Prediction(int(image_id), to_category[int(cls)], Box.from_xyxy(*xyxy), float(score)))
         return out
+
+
+def load_class_map(weights: Path) -> dict[int, int]:
+    """Class index -> COCO category id, from classes.json next to the weights (or in the run's data dir)."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: weights file not found")
+    candidates = [weights.with_name("classes.json")]
+    if len(weights.parents) > 2:  # <run_dir>/train/weights/best.pt
+        candidates.append(weights.parents[2] / "data" / "classes.json")
+    for path in candidates:
+        if path.is_file():
+            try:
+                return {int(c["index"]): int(c["category_id"]) for c in json.loads(path.read_text())}
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}: malformed class mapping ({type(e).__name__}: {e})") from None
+    raise FileNotFoundError(f"{weights}: no classes.json next to the weights; roadsynth cannot map class indices "
+                            "to COCO category ids for weights it did not train")
+
+
+def _check_split(name: str, split: DatasetSplit) -> None:
+    if not split.dataset.images:
+        raise ValueError(f"the {name} split has no images")
+    missing = [im.file_name for im in split.dataset.images if not (Path(split.images_root) / im.file_name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{split.images_root}: {len(missing)} {name} image(s) not found, e.g. {missing[:3]}")

@@ -1,156 +1,116 @@
 """A/B statistics: is the difference between two arms bigger than the noise?
 
 Two sources of noise matter: which test images you happened to have, and which training seed you
-happened to use. Each arm is averaged over its seeds; the test-image noise is measured with a paired
-bootstrap over test images (the same resampled images score both arms).
-
-Bootstrapping COCO AP naively re-runs COCOeval per sample. Instead each run is evaluated per image
-once (pycocotools' `evaluateImg`: which detections match at each IoU threshold), and a bootstrap sample
-is a vector of image multiplicities: AP is recomputed from score-sorted detections with weighted
-cumulative sums, the same 101-point interpolation as COCO. With all weights 1 it reproduces
-COCOeval's AP exactly (tested).
+happened to use.
+- `paired_bootstrap_diff` resamples test images (with replacement) and scores both arms on the SAME
+  sample, so image difficulty cancels out of the difference; percentile interval.
+- `seed_bootstrap_diff` compares per-seed numbers with a Welch t-interval (see there for why not a
+  bootstrap at 3 seeds).
+- `paired_bootstrap` is the composition the experiment uses: seed-averaged COCO AP of two arms under a
+  paired image bootstrap, from `PerImageEval`s (per-image COCO matching, evaluation/coco_metrics.py).
+Numpy only (scipy for one t quantile); nothing here knows about COCO files or detectors.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-from dataclasses import dataclass
-from typing import Any, Sequence
+import math
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from roadsynth.datasets.coco import dataset_to_coco_dict
-from roadsynth.datasets.records import Dataset
-
-REC_THRS = np.linspace(0.0, 1.00, 101)
+# Re-exported for roadsynth/experiment.py, which imported it from here before it moved next to COCOeval.
 
 
-@dataclass(frozen=True)
-class _CategoryEval:
-    scores: np.ndarray  # (D,) sorted descending
-    image_index: np.ndarray  # (D,) index into the image list
-    tp: np.ndarray  # (T, D) bool
-    fp: np.ndarray  # (T, D) bool
-    npig: np.ndarray  # (I,) non-ignored ground truth per image
+class _WeightedAP(Protocol):
+    image_ids: list[int]
+
+    def ap(self, weights: np.ndarray | None = None) -> dict[str, float]: ...
 
 
-class PerImageEval:
-    """Per-image COCO matching of one run (area "all", maxDets 100)."""
-
-    def __init__(self, gt: Dataset, results: Sequence[dict[str, Any]]):
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-
-        self.image_ids = [im.id for im in gt.images]
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco_gt = COCO()
-            coco_gt.dataset = dataset_to_coco_dict(gt)
-            coco_gt.createIndex()
-            ev = COCOeval(coco_gt, coco_gt.loadRes([dict(r) for r in results]) if results else COCO(), "bbox")
-            ev.params.imgIds = self.image_ids
-            if results:
-                ev.evaluate()
-        T, index = len(ev.params.iouThrs), {i: k for k, i in enumerate(self.image_ids)}
-        self.categories: dict[int, _CategoryEval] = {}
-        n_img = len(self.image_ids)
-        for k, cat in enumerate(ev.params.catIds):
-            per = ev.evalImgs[k * 4 * n_img : k * 4 * n_img + n_img] if results else [None] * n_img
-            scores, img, tp, fp = [], [], [], []
-            npig = np.zeros(n_img)
-            for e in per:
-                if e is None:
-                    continue
-                i = index[e["image_id"]]
-                gt_ignore = np.asarray(e["gtIgnore"], bool)
-                npig[i] = (~gt_ignore).sum()
-                d = np.asarray(e["dtScores"])
-                if d.size == 0:
-                    continue
-                m, ig = np.asarray(e["dtMatches"]) > 0, np.asarray(e["dtIgnore"], bool)
-                scores.append(d)
-                img.append(np.full(d.size, i))
-                tp.append(m & ~ig)
-                fp.append(~m & ~ig)
-            if not results:
-                npig = np.array([sum(1 for a in gt.annotations if a.image_id == iid and a.category_id == cat
-                                     and not a.iscrowd) for iid in self.image_ids], float)
-            if scores:
-                s = np.concatenate(scores)
-                order = np.argsort(-s, kind="mergesort")  # COCO's stable order
-                ce = _CategoryEval(s[order], np.concatenate(img)[order], np.concatenate(tp, axis=1)[:, order],
-                                   np.concatenate(fp, axis=1)[:, order], npig)
-            else:
-                ce = _CategoryEval(np.zeros(0), np.zeros(0, int), np.zeros((T, 0), bool), np.zeros((T, 0), bool), npig)
-            self.categories[cat] = ce
-
-    def ap(self, weights: np.ndarray | None = None) -> dict[str, float]:
-        """mAP50-95 and mAP50 with image multiplicities `weights` (None = every image once)."""
-        per_t = []
-        for ce in self.categories.values():
-            w_img = np.ones(len(self.image_ids)) if weights is None else weights
-            n = float((ce.npig * w_img).sum())
-            if n == 0:
-                continue  # no ground truth of this class in the sample: absent, not zero
-            if ce.scores.size == 0:
-                per_t.append(np.zeros(ce.tp.shape[0]))
-                continue
-            w = w_img[ce.image_index]
-            tps, fps = np.cumsum(ce.tp * w, axis=1), np.cumsum(ce.fp * w, axis=1)
-            per_t.append(np.array([_interp_ap(tps[t], fps[t], n) for t in range(tps.shape[0])]))
-        if not per_t:
-            return {"mAP50_95": float("nan"), "mAP50": float("nan")}
-        arr = np.array(per_t)  # (K, T)
-        return {"mAP50_95": float(arr.mean()), "mAP50": float(arr[:, 0].mean())}
-
-
-    def pr_curve(self, category_id: int, iou_index: int = 0) -> np.ndarray | None:
-        """Interpolated precision at COCO's 101 recall points (None when the class has no ground truth)."""
-        ce = self.categories[category_id]
-        n = float(ce.npig.sum())
-        if n == 0:
-            return None
-        if ce.scores.size == 0:
-            return np.zeros(REC_THRS.size)
-        return _interp_q(np.cumsum(ce.tp[iou_index]), np.cumsum(ce.fp[iou_index]), n)
-
-
-def _interp_ap(tp: np.ndarray, fp: np.ndarray, npig: float) -> float:
-    return float(_interp_q(tp, fp, npig).mean())
-
-
-def _interp_q(tp: np.ndarray, fp: np.ndarray, npig: float) -> np.ndarray:
-    rc = tp / npig
-    pr = tp / np.maximum(tp + fp, np.spacing(1))
-    pr = np.maximum.accumulate(pr[::-1])[::-1]  # precision envelope, as COCO
-    idx = np.searchsorted(rc, REC_THRS, side="left")
-    q = np.zeros(REC_THRS.size)
-    valid = idx < pr.size
-    q[valid] = pr[idx[valid]]
-    return q
-
-
-def paired_bootstrap(arm_a: Sequence[PerImageEval], arm_b: Sequence[PerImageEval], *, n_boot: int = 500,
-                     seed: int = 0, metric: str = "mAP50_95", alpha: float = 0.05) -> dict[str, float]:
-    """Difference (b - a) of seed-averaged `metric` with a percentile CI over resampled test images."""
-    n_img = len(arm_a[0].image_ids)
+def paired_bootstrap_diff(metric_fn: Callable[[np.ndarray], float], image_ids: Sequence[int], n_boot: int = 1000,
+                          seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
+    """(difference, ci_low, ci_high): `metric_fn(sample)` returns metric(arm b) - metric(arm a) on a sample of
+    image ids (with repeats); the difference is on all images, the CI the percentile interval over
+    `n_boot` resamples. Resamples where the metric is undefined (NaN, e.g. no ground truth drawn) are
+    dropped; the CI is NaN if fewer than half remain.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"`alpha` must be in (0, 1), but got {alpha}")
+    if n_boot < 1:
+        raise ValueError(f"`n_boot` must be >= 1, but got {n_boot}")
+    ids = np.asarray(image_ids)
+    if ids.size == 0:
+        raise ValueError("`image_ids` must not be empty")
     rng = np.random.default_rng(seed)
+    point = float(metric_fn(ids))
+    boots = np.array([metric_fn(ids[rng.integers(0, ids.size, ids.size)]) for _ in range(n_boot)], float)
+    boots = boots[np.isfinite(boots)]
+    if boots.size < n_boot / 2:
+        return point, math.nan, math.nan
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return point, float(lo), float(hi)
 
-    def diff(weights: np.ndarray | None) -> float:
+
+def paired_bootstrap(arm_a: Sequence[_WeightedAP], arm_b: Sequence[_WeightedAP], *, n_boot: int = 500,
+                     seed: int = 0, metric: str = "mAP50_95", alpha: float = 0.05) -> dict[str, float | int | str]:
+    """Difference (b - a) of seed-averaged `metric` with a percentile CI over resampled test images.
+
+    Every run of both arms must have been evaluated on the same test images (same order).
+    """
+    n_img = len(arm_a[0].image_ids)
+    if any(e.image_ids != arm_a[0].image_ids for e in [*arm_a, *arm_b]):
+        raise ValueError("all runs must be evaluated on the same test images in the same order")
+
+    def diff(sample: np.ndarray) -> float:
+        weights = None if sample.size == n_img and np.array_equal(sample, np.arange(n_img)) else \
+            np.bincount(sample, minlength=n_img).astype(float)
         a = np.nanmean([e.ap(weights)[metric] for e in arm_a])
         b = np.nanmean([e.ap(weights)[metric] for e in arm_b])
         return float(b - a)
 
-    point = diff(None)
-    boots = np.array([diff(np.bincount(rng.integers(0, n_img, n_img), minlength=n_img).astype(float))
-                      for _ in range(n_boot)])
-    boots = boots[np.isfinite(boots)]
-    lo, hi = (np.quantile(boots, [alpha / 2, 1 - alpha / 2]) if boots.size else (np.nan, np.nan))
-    return {"difference": point, "ci_low": float(lo), "ci_high": float(hi), "n_boot": int(boots.size),
-            "alpha": alpha, "verdict": verdict(float(lo), float(hi))}
+    point, lo, hi = paired_bootstrap_diff(diff, np.arange(n_img), n_boot=n_boot, seed=seed, alpha=alpha)
+    return {"difference": point, "ci_low": lo, "ci_high": hi, "n_boot": n_boot, "alpha": alpha,
+            "verdict": verdict(lo, hi)}
+
+
+def seed_bootstrap_diff(a_values: Sequence[float], b_values: Sequence[float], alpha: float = 0.05,
+                        paired: bool = False) -> tuple[float, float, float]:
+    """(mean(b) - mean(a), ci_low, ci_high) over per-seed results, from a Student t-interval.
+
+    Why not a bootstrap: with the usual 3 seeds per arm a resample has at most 10 distinct values, and
+    the percentile interval is systematically too narrow (it ignores the t tails and shrinks the variance
+    by (n-1)/n). The t-interval is the honest small-n choice. Unpaired (Welch) by default: the arms
+    train on different data, so "seed 1 of arm a" and "seed 1 of arm b" share little beyond the
+    initial weights; `paired=True` uses per-seed differences (requires equal lengths, same seeds).
+    With fewer than 2 values in an arm the CI is NaN (no spread can be estimated).
+    """
+    from scipy.stats import t as student_t
+
+    a = np.asarray([v for v in a_values if np.isfinite(v)], float)
+    b = np.asarray([v for v in b_values if np.isfinite(v)], float)
+    if a.size == 0 or b.size == 0:
+        return math.nan, math.nan, math.nan
+    diff = float(b.mean() - a.mean())
+    if paired:
+        if len(a_values) != len(b_values) or a.size != len(a_values) or b.size != len(b_values):
+            raise ValueError(f"paired seeds need equal-length finite lists, but got {len(a_values)} and {len(b_values)}")
+        d = b - a
+        if d.size < 2:
+            return diff, math.nan, math.nan
+        se, df = float(d.std(ddof=1) / math.sqrt(d.size)), d.size - 1
+    else:
+        if a.size < 2 or b.size < 2:
+            return diff, math.nan, math.nan
+        va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+        se = float(math.sqrt(va + vb))
+        # Welch-Satterthwaite degrees of freedom
+        df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if se > 0 else a.size + b.size - 2
+    half = float(student_t.ppf(1 - alpha / 2, df)) * se
+    return diff, diff - half, diff + half
 
 
 def verdict(ci_low: float, ci_high: float) -> str:
+    """"improves" / "worse" only when the whole CI is on one side of 0; an undefined CI never claims a change."""
     if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
         return "no significant change"
     if ci_low > 0:
@@ -161,6 +121,7 @@ def verdict(ci_low: float, ci_high: float) -> str:
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample std (ddof=1) of the finite values; std 0 for one value, both NaN for none."""
     v = np.asarray([x for x in values if np.isfinite(x)], float)
     if v.size == 0:
         return float("nan"), float("nan")

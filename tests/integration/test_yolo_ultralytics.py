@@ -1,8 +1,10 @@
-"""1-epoch YOLO on tiny synthetic images, through the same adapter the experiment uses."""
+"""1-epoch YOLO on tiny synthetic images through the adapter the experiment uses, with no network access."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,49 +13,101 @@ from roadsynth.datasets.io import save_image_atomic
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
 from roadsynth.detectors.base import DatasetSplit
 
+W, H = 64, 48  # not square, so letterboxing is involved; equal to imgsz on the long side (no resize)
 
-def synthetic_split(root, n: int, seed: int) -> Dataset:
-    """Grey 64 px frames with a red square (category 3) and a blue bar (category 7)."""
+
+def synthetic_split(root: Path, ids: range, seed: int) -> Dataset:
+    """Grey frames with a red square (category 3) and a blue bar (category 7); COCO ids 3 and 7 on purpose."""
     rng = np.random.default_rng(seed)
     images, anns = [], []
-    for i in range(1, n + 1):
-        img = np.full((64, 64, 3), 90, np.uint8)
-        for cat, color, (w, h) in ((3, (220, 30, 30), (16, 16)), (7, (30, 30, 220), (24, 10))):
-            x, y = int(rng.integers(0, 64 - w)), int(rng.integers(0, 64 - h))
+    for i in ids:
+        img = np.full((H, W, 3), 90, np.uint8)
+        for cat, color, (w, h) in ((3, (220, 30, 30), (14, 14)), (7, (30, 30, 220), (22, 8))):
+            x, y = int(rng.integers(0, W - w)), int(rng.integers(0, H - h))
             img[y : y + h, x : x + w] = color
-            anns.append(Annotation(len(anns) + 1, i, cat, Box(x, y, w, h)))
+            anns.append(Annotation(100 * i + cat, i, cat, Box(x, y, w, h)))
+        # Names sort differently from ids (img10 < img9), which catches order mix-ups in predict.
         save_image_atomic(root / f"img{i}.png", img)
-        images.append(ImageRecord(i, f"img{i}.png", 64, 64))
-    return Dataset(tuple(images), tuple(anns), (Category(3, "square"), Category(7, "bar")))
+        images.append(ImageRecord(i, f"img{i}.png", W, H))
+    return Dataset(tuple(images), tuple(anns), (Category(7, "bar"), Category(3, "square")))
 
 
 @pytest.mark.slow
-def test_train_predict_evaluate_one_epoch_offline(tmp_path, network_audit):
-    from roadsynth.detectors.yolo_ultralytics import YoloDetector
+def test_train_predict_evaluate_one_epoch_offline(tmp_path, network_audit, monkeypatch):
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo_config"))
+    from roadsynth.detectors.yolo_ultralytics import YoloDetector, apply_offline_defaults
     from roadsynth.evaluation.coco_metrics import evaluate_detections, predictions_to_coco_results
 
-    (tmp_path / "imgs").mkdir()
-    train = synthetic_split(tmp_path / "imgs", 8, 0)
-    det = YoloDetector("yolo11n.yaml", imgsz=64, epochs=1, batch=4)
-    weights = det.train(DatasetSplit(train, tmp_path / "imgs"), DatasetSplit(train, tmp_path / "imgs"),
-                        tmp_path / "run", seed=0)
-    assert weights.exists() and weights.stat().st_size > 1_000_000
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    train, val = synthetic_split(imgs, range(1, 9), 0), synthetic_split(imgs, range(9, 13), 1)
+    det = YoloDetector("yolo11n.yaml", imgsz=64, epochs=1, batch=4, conf=1e-4)
+    weights = det.train(DatasetSplit(train, imgs), DatasetSplit(val, imgs), tmp_path / "run", seed=0)
 
-    preds = det.predict(weights, [(im.id, tmp_path / "imgs" / im.file_name) for im in train.images])
-    assert preds, "an untrained detector at conf=0.001 still returns candidates"
-    assert {p.category_id for p in preds} <= {3, 7}
-    assert {p.image_id for p in preds} <= set(range(1, 9))
+    assert apply_offline_defaults() == tmp_path / "yolo_config"  # the user's YOLO_CONFIG_DIR wins
+    assert (tmp_path / "yolo_config" / "Ultralytics" / "Arial.ttf").stat().st_size > 100_000
+    assert weights.name == "best.pt" and weights.stat().st_size > 1_000_000
+    classes = json.loads((tmp_path / "run" / "data" / "classes.json").read_text())
+    assert [(c["index"], c["category_id"]) for c in classes] == [(0, 3), (1, 7)]  # sorted by COCO id
+    assert json.loads(weights.with_name("classes.json").read_text()) == classes
+    assert sorted(p.name for p in (tmp_path / "run" / "data" / "images" / "val").iterdir()) == \
+        [f"{i:06d}.png" for i in range(9, 13)]  # YOLO export names images by COCO id
+
+    order = [(im.id, imgs / im.file_name) for im in reversed(val.images)]  # not the sorted-path order
+    preds = det.predict(weights, order)
+    assert len(preds) > 20, "an (almost) untrained detector at conf 1e-4 still returns candidates"
+    assert {p.category_id for p in preds} <= {3, 7} and {p.image_id for p in preds} <= {9, 10, 11, 12}
     for p in preds:
-        assert -1 <= p.box.x and p.box.x2 <= 65 and -1 <= p.box.y and p.box.y2 <= 65  # original pixel frame
-    m = evaluate_detections(train, predictions_to_coco_results(preds))
-    for k in ("mAP50_95", "mAP50"):
-        assert math.isfinite(m.stats[k]) and 0.0 <= m.stats[k] <= 1.0
+        assert 0 <= p.box.x <= p.box.x2 <= W and 0 <= p.box.y <= p.box.y2 <= H and 0 < p.score <= 1
+    # Each image's predictions are its own, whatever the order of the request.
+    alone = det.predict(weights, [(10, imgs / "img10.png")])
+    assert [(p.box, p.score) for p in alone] == [(p.box, p.score) for p in preds if p.image_id == 10]
+
+    # Original pixels: a 2x nearest-neighbour copy letterboxes to the same network input, so every box
+    # must come back exactly twice as large.
+    from roadsynth.datasets.io import load_image
+
+    big = tmp_path / "big.png"
+    save_image_atomic(big, np.repeat(np.repeat(load_image(imgs / "img11.png"), 2, axis=0), 2, axis=1))
+    small_preds, big_preds = det.predict(weights, [(11, imgs / "img11.png")]), det.predict(weights, [(11, big)])
+    assert len(small_preds) == len(big_preds) > 0
+    np.testing.assert_allclose([b.box.xyxy() for b in big_preds], [np.multiply(s.box.xyxy(), 2) for s in small_preds],
+                               atol=1e-3)
+    assert [b.category_id for b in big_preds] == [s.category_id for s in small_preds]
+
+    m = evaluate_detections(val, predictions_to_coco_results(preds))
+    for k in ("mAP50_95", "mAP50", "mAP75", "AR100"):
+        assert math.isfinite(m.stats[k]) and 0.0 <= m.stats[k] <= 1.0, (k, m.stats[k])
+    assert m.per_class["square"]["n_gt"] == 4 and m.per_class["bar"]["n_gt"] == 4
     assert network_audit.events == []
 
 
 def test_bare_pt_name_is_refused_instead_of_downloaded():
-    from roadsynth.detectors.yolo_ultralytics import check_model_source
+    from roadsynth.detectors.yolo_ultralytics import YoloDetector, check_model_source
 
-    with pytest.raises(FileNotFoundError, match="roadsynth never downloads weights"):
-        check_model_source("yolo11n.pt")
+    with pytest.raises(FileNotFoundError, match=r"but got yolo11n\.pt \(not found; roadsynth never downloads weights\)"):
+        YoloDetector("yolo11n.pt")
     assert check_model_source("yolo11n.yaml") == "yolo11n.yaml"
+    with pytest.raises(ValueError, match="`imgsz` must be a positive multiple of 32"):
+        YoloDetector(imgsz=100)
+
+
+def test_foreign_weights_without_class_map_are_refused(tmp_path):
+    from roadsynth.detectors.yolo_ultralytics import load_class_map
+
+    weights = tmp_path / "w" / "train" / "weights" / "best.pt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"not a model")
+    with pytest.raises(FileNotFoundError, match="no classes.json next to the weights"):
+        load_class_map(weights)
+    (tmp_path / "w" / "data").mkdir()
+    (tmp_path / "w" / "data" / "classes.json").write_text('[{"index": 0, "category_id": 9, "name": "cow"}]')
+    assert load_class_map(weights) == {0: 9}  # falls back to the run's data dir
+
+
+def test_missing_training_images_are_named_before_ultralytics_runs(tmp_path):
+    from roadsynth.detectors.yolo_ultralytics import YoloDetector
+
+    ds = Dataset((ImageRecord(1, "gone.png", 64, 48),), (), (Category(1, "cow"),))
+    with pytest.raises(FileNotFoundError, match=r"1 train image\(s\) not found, e\.g\. \['gone\.png'\]"):
+        YoloDetector().train(DatasetSplit(ds, tmp_path), DatasetSplit(ds, tmp_path), tmp_path / "run", seed=0)

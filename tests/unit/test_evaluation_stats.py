@@ -1,53 +1,85 @@
+"""Bootstrap / t-interval statistics on synthetic data with a known truth, and the experiment's helpers."""
+
+import math
+
 import numpy as np
 import pytest
 
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
-from roadsynth.evaluation.coco_metrics import evaluate_detections
-from roadsynth.evaluation.stats import PerImageEval, paired_bootstrap, verdict
+from roadsynth.evaluation.coco_metrics import PerImageEval, evaluate_detections
+from roadsynth.evaluation.stats import mean_std, paired_bootstrap, paired_bootstrap_diff, seed_bootstrap_diff, verdict
+from tests.unit.test_evaluation_coco_metrics import synthetic
 
 
-def synthetic(n_images: int, seed: int, quality: float) -> tuple[Dataset, list[dict]]:
-    """GT boxes on 3 categories (non-contiguous ids) and detections whose localisation improves with `quality`."""
+def per_image_scores(n: int, effect: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image scores of two arms: a shared image difficulty (large) plus small arm-specific noise, and a
+    true mean difference `effect`. The shared part is what a paired bootstrap cancels."""
     rng = np.random.default_rng(seed)
-    images, anns, dets = [], [], []
-    for i in range(1, n_images + 1):
-        images.append(ImageRecord(i, f"{i}.jpg", 640, 480))
-        for _ in range(int(rng.integers(1, 5))):
-            cat = int(rng.choice([1, 3, 7]))
-            x, y, w, h = rng.uniform(0, 500), rng.uniform(0, 380), rng.uniform(20, 140), rng.uniform(20, 100)
-            anns.append(Annotation(len(anns) + 1, i, cat, Box(x, y, w, h), iscrowd=int(rng.random() < 0.02)))
-            if rng.random() < 0.85:
-                j = rng.normal(0, (1 - quality) * 0.25, 4) * [w, h, w, h]
-                dcat = cat if rng.random() > 0.1 else int(rng.choice([1, 3, 7]))
-                dets.append({"image_id": i, "category_id": dcat, "bbox": [x + j[0], y + j[1], w + j[2], h + j[3]],
-                             "score": float(np.clip(rng.normal(0.3 + 0.5 * quality, 0.2), 0.01, 1))})
-        for _ in range(int(rng.integers(0, 3))):  # false positives
-            dets.append({"image_id": i, "category_id": int(rng.choice([1, 3, 7])),
-                         "bbox": [rng.uniform(0, 500), rng.uniform(0, 380), 40, 40], "score": float(rng.uniform(0, 0.6))})
-    return Dataset(tuple(images), tuple(anns), (Category(1, "a"), Category(3, "b"), Category(7, "c"))), dets
+    difficulty = rng.normal(0.5, 0.2, n)
+    return difficulty + rng.normal(0, 0.05, n), difficulty + effect + rng.normal(0, 0.05, n)
 
 
-def test_per_image_ap_reproduces_cocoeval_exactly():
-    gt, dets = synthetic(150, 0, 0.6)
-    coco = evaluate_detections(gt, dets, backend="pycocotools").stats
-    mine = PerImageEval(gt, dets).ap()
-    assert mine["mAP50_95"] == pytest.approx(coco["mAP50_95"], abs=1e-12)
-    assert mine["mAP50"] == pytest.approx(coco["mAP50"], abs=1e-12)
+def mean_diff_fn(a: np.ndarray, b: np.ndarray):
+    return lambda idx: float(b[idx].mean() - a[idx].mean())
 
 
-def test_duplicated_images_via_weights_match_a_dataset_with_copies():
-    gt, dets = synthetic(40, 1, 0.5)
-    w = np.zeros(40)
-    w[:10] = 2  # the first 10 images twice, the rest not at all
-    # Build the same thing explicitly: copies of images 1..10 with new ids.
-    images = list(gt.images[:10]) + [ImageRecord(100 + im.id, im.file_name, im.width, im.height) for im in gt.images[:10]]
-    anns = [a for a in gt.annotations if a.image_id <= 10]
-    anns += [Annotation(1000 + a.id, 100 + a.image_id, a.category_id, a.bbox, iscrowd=a.iscrowd) for a in anns]
-    d = [r for r in dets if r["image_id"] <= 10]
-    d += [{**r, "image_id": 100 + r["image_id"]} for r in d]
-    copies = Dataset(tuple(images), tuple(anns), gt.categories)
-    explicit = evaluate_detections(copies, d, backend="pycocotools").stats["mAP50_95"]
-    assert PerImageEval(gt, dets).ap(w)["mAP50_95"] == pytest.approx(explicit, abs=0.01)
+def test_paired_bootstrap_diff_covers_the_truth_and_excludes_zero_for_a_real_effect():
+    a, b = per_image_scores(300, 0.02, seed=0)
+    diff, lo, hi = paired_bootstrap_diff(mean_diff_fn(a, b), np.arange(300), n_boot=1000, seed=0)
+    assert diff == pytest.approx(float((b - a).mean()))
+    assert 0 < lo < 0.02 < hi  # excludes 0, covers the truth
+    assert hi - lo < 0.03  # paired: the 0.2 image-difficulty spread cancels (unpaired width would be ~0.06)
+    assert verdict(lo, hi) == "improves"
+
+
+def test_paired_bootstrap_diff_contains_zero_without_an_effect_and_has_nominal_coverage():
+    a, b = per_image_scores(300, 0.0, seed=1)
+    _, lo, hi = paired_bootstrap_diff(mean_diff_fn(a, b), np.arange(300), n_boot=500, seed=0)
+    assert lo < 0 < hi and verdict(lo, hi) == "no significant change"
+    # Coverage of the 95 % interval over 200 independent experiments with effect 0.01: about 95 %.
+    covered = 0
+    for rep in range(200):
+        a, b = per_image_scores(100, 0.01, seed=100 + rep)
+        _, lo, hi = paired_bootstrap_diff(mean_diff_fn(a, b), np.arange(100), n_boot=300, seed=rep)
+        covered += lo <= 0.01 <= hi
+    assert 0.88 <= covered / 200 <= 0.99, covered
+
+
+def test_paired_bootstrap_diff_resamples_ids_and_drops_undefined_samples():
+    seen = []
+
+    def metric(sample):
+        seen.append(sample)
+        return float("nan") if 7 not in sample else 1.0
+
+    diff, lo, hi = paired_bootstrap_diff(metric, [5, 6, 7], n_boot=50, seed=3)
+    assert diff == 1.0 and (lo, hi) == (1.0, 1.0)  # ~30 % of samples lack id 7 and are dropped
+    assert all(set(s) <= {5, 6, 7} and len(s) == 3 for s in seen) and any(len(set(s)) < 3 for s in seen)
+    assert all(math.isnan(v) for v in paired_bootstrap_diff(metric, [1, 2, 3], n_boot=40))  # never defined
+    with pytest.raises(ValueError, match="`alpha`"):
+        paired_bootstrap_diff(metric, [1], alpha=1.5)
+
+
+def test_seed_t_interval_matches_a_hand_computation():
+    """a = [.30, .31, .29], b = [.40, .41, .39]: diff 0.1, both sd 0.01, se = sqrt(2 * 0.01² / 3) = 0.0081650,
+    Welch df = 4, t(0.975, 4) = 2.7764451 -> half width 0.0226697."""
+    diff, lo, hi = seed_bootstrap_diff([0.30, 0.31, 0.29], [0.40, 0.41, 0.39])
+    assert diff == pytest.approx(0.1)
+    assert (hi - lo) / 2 == pytest.approx(2.7764451 * math.sqrt(2 * 0.01**2 / 3), rel=1e-6)
+    assert verdict(lo, hi) == "improves"
+    # Seed noise as large as the effect: no claim.
+    _, lo, hi = seed_bootstrap_diff([0.30, 0.36, 0.24], [0.33, 0.39, 0.27])
+    assert lo < 0 < hi
+    # Paired: per-seed differences [0.03, 0.03, 0.03] have no spread, so the interval collapses on 0.03.
+    assert seed_bootstrap_diff([0.30, 0.36, 0.24], [0.33, 0.39, 0.27], paired=True) == pytest.approx((0.03, 0.03, 0.03))
+    d, lo, hi = seed_bootstrap_diff([0.3], [0.4])
+    assert d == pytest.approx(0.1) and math.isnan(lo) and math.isnan(hi) and verdict(lo, hi) == "no significant change"
+
+
+def test_mean_std_ignores_nan():
+    assert mean_std([0.1, float("nan"), 0.3]) == pytest.approx((0.2, math.sqrt(0.02)))
+    assert mean_std([0.5]) == (0.5, 0.0)
+    assert all(math.isnan(v) for v in mean_std([]))
 
 
 def test_bootstrap_finds_a_real_difference_and_not_a_fake_one():
@@ -82,8 +114,8 @@ def test_leakage_finds_a_planted_duplicate_and_a_reencoded_copy(tmp_path):
     import cv2
 
     from roadsynth.datasets.io import load_image, save_image_atomic
-    from roadsynth.evaluation.leakage import near_duplicates, provenance_leaks
     from roadsynth.datasets.records import Provenance
+    from roadsynth.evaluation.leakage import near_duplicates, provenance_leaks
     from tests.conftest import DATA
 
     frames = sorted((DATA / "camvid" / "images").glob("*.jpg"))
