@@ -64,3 +64,13 @@ def _is_local(host: str) -> bool:
 def network_audit():
     with NetworkAudit() as audit:
         yield audit
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A throw-away Prefect server and database for in-process flow tests (not the user's ~/.cache one)."""
+    import roadsynth.flows._prefect  # noqa: F401  (applies roadsynth's offline defaults first)
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

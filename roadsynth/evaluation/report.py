@@ -14,19 +14,22 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
-from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from roadsynth.datasets.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+)
+from roadsynth.evaluation.stats import mean_std
 
 HEADLINE = ("mAP50_95", "mAP50", "mAP75", "AP_small", "AP_medium", "AP_large", "AR100")
 
 
-def _mean_std(values: Sequence[float]) -> dict[str, float | int | None]:
-    v = np.array([x for x in values if x is not None and not math.isnan(x)], dtype=float)
-    if v.size == 0:
-        return {"mean": None, "std": None, "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
+def _mean_std(values: Sequence[float | None]) -> dict[str, float | None]:
+    """`stats.mean_std` with None (absent) for no values, the form metrics.json and tables use."""
+    mean, std = mean_std([x for x in values if x is not None])
+    return {"mean": None if math.isnan(mean) else mean, "std": None if math.isnan(std) else std}
 
 
 def aggregate_runs(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ orchestration: {{task_runner: {runner}, workers: 2, max_in_flight: 2}}
 
 
 @pytest.mark.slow
-def test_dask_local_cluster_gives_the_same_dataset_as_threads(tmp_path):
+def test_dask_local_cluster_gives_the_same_dataset_as_threads(tmp_path, prefect_harness):
     from roadsynth.flows.generate import run_generate
 
     images = DATA / "udacity_lanelines" / "images"
@@ -38,7 +38,7 @@ def test_dask_local_cluster_gives_the_same_dataset_as_threads(tmp_path):
 
 
 @pytest.mark.slow
-def test_corrupt_inputs_are_reported_and_good_frames_still_made(tmp_path):
+def test_corrupt_inputs_are_reported_and_good_frames_still_made(tmp_path, prefect_harness):
     from roadsynth.flows.generate import run_generate
 
     frames = tmp_path / "frames"

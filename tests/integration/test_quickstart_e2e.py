@@ -29,7 +29,7 @@ def reduced_quickstart(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_quickstart_end_to_end_offline(tmp_path, network_audit):
+def test_quickstart_end_to_end_offline(tmp_path, network_audit, prefect_harness):
     from typer.testing import CliRunner
 
     from roadsynth.cli import app
