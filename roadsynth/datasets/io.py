@@ -17,6 +17,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
 class ImageLoadError(ValueError):
     """An image file is missing, unreadable or truncated (the message names the file)."""
 

@@ -16,11 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from roadsynth.datasets.io import ImageLoadError, image_size
+from roadsynth.datasets.io import IMAGE_SUFFIXES, ImageLoadError, image_size
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
 
 def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():

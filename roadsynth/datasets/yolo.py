@@ -18,11 +18,8 @@ from typing import Literal
 
 import yaml
 
-from roadsynth.datasets.io import atomic_write_text, image_size
+from roadsynth.datasets.io import IMAGE_SUFFIXES, atomic_write_text, image_size
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
 
 class YoloFormatError(ValueError):
     pass

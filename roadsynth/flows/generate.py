@@ -20,10 +20,16 @@ from roadsynth.flows.runners import make_task_runner
 
 
 @lru_cache(maxsize=2)
+def _scene_sources(config_path: str, digest: str):
+    """The scene index (every frame header, label maps' blob boxes) read once per process and config."""
+    return gen.load_scene_sources(load_config(config_path).generate)
+
+
+@lru_cache(maxsize=2)
 def _worker_state(config_path: str, digest: str):
     """Scene index, cut-out bank and inserter (e.g. a diffusion pipeline), loaded once per worker process."""
     cfg = load_config(config_path)
-    sources = gen.load_scene_sources(cfg.generate)
+    sources = _scene_sources(config_path, digest)
     bank = gen.build_bank_for(cfg.generate)
     return cfg, sources, bank, gen.make_inserter(cfg.generate, bank)
 
@@ -41,7 +47,7 @@ def generate_chunk(config_path: str, digest: str, out_dir: str, chunk_index: int
 @task(name="assemble-dataset", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def assemble_dataset(config_path: str, out_dir: str, n_chunks: int) -> dict:
     cfg = load_config(config_path)
-    ds = gen.assemble(cfg, Path(out_dir), n_chunks, gen.load_scene_sources(cfg.generate))
+    ds = gen.assemble(cfg, Path(out_dir), n_chunks, _scene_sources(config_path, cfg.digest()))
     return {"images": len(ds.images), "annotations": len(ds.annotations)}
 
 
@@ -64,7 +70,7 @@ def generate_dataset(config_path: str, out_dir: str) -> dict:
     resolved = out / "config.yaml"
     save_config(cfg, resolved)
     digest = cfg.digest()
-    sources = gen.load_scene_sources(cfg.generate)
+    sources = _scene_sources(str(resolved), digest)
     chunks = gen.chunked(gen.plan_jobs(cfg.generate, sources), cfg.generate.chunk_size)
     todo = [i for i in range(len(chunks)) if not gen.chunk_done(out, i, digest)]
     log.info("%d images in %d chunks (%d already done) -> %s", cfg.generate.n_images, len(chunks),
