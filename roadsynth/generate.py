@@ -124,6 +124,19 @@ def chunk_path(out_dir: Path, chunk_index: int) -> Path:
     return out_dir / "chunks" / f"{chunk_index:05d}.json"
 
 
+def sweep_temp_files(out_dir: Path) -> int:
+    """Remove atomic-write temp files (`.<name>.<random>.tmp`) a killed run left behind.
+
+    A SIGKILL can land mid-write, where no cleanup runs; the final files were never replaced, so the
+    resumed run rewrites them. Only for a folder no other run is writing to.
+    """
+    stale = [p for sub in ("images", "chunks") for p in (out_dir / sub).glob(".*.tmp")]
+    stale += list(out_dir.glob(".*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
 def chunk_done(out_dir: Path, chunk_index: int, digest: str) -> bool:
     """A chunk file is written last and atomically; it counts only if the same config and the same
     roadsynth version produced it (new code may draw different pixels from the same config)."""
@@ -377,6 +390,7 @@ def generate_dataset(cfg: Config, out_dir: Path, *, progress=None) -> Dataset:
     t0 = time.perf_counter()
     inserter = make_inserter(g, bank)
     digest = cfg.digest()
+    sweep_temp_files(out_dir)
     for ci, jobs in enumerate(chunks):
         if not chunk_done(out_dir, ci, digest):
             run_chunk(cfg, ci, jobs, out_dir, bank, sources, inserter)

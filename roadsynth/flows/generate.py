@@ -67,6 +67,8 @@ def generate_dataset(config_path: str, out_dir: str) -> dict:
     cfg: Config = load_config(config_path)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if swept := gen.sweep_temp_files(out):
+        log.info("removed %d temp files left by an interrupted run", swept)
     resolved = out / "config.yaml"
     save_config(cfg, resolved)
     digest = cfg.digest()

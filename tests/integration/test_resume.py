@@ -95,3 +95,18 @@ def test_chunks_of_another_config_are_not_reused(tmp_path):
     assert not chunk_done(tmp_path, 0, "aaa")
     p.write_text("{truncated")
     assert not chunk_done(tmp_path, 0, "aaa")
+
+
+def test_temp_files_of_a_killed_write_are_swept(tmp_path):
+    from roadsynth.generate import sweep_temp_files
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "chunks").mkdir()
+    stale = [tmp_path / "images" / ".000013.jpg.r8xfyrui.tmp", tmp_path / "chunks" / ".00002.json.abc.tmp",
+             tmp_path / ".annotations.json.x1.tmp"]
+    for p in stale:
+        p.write_bytes(b"half")
+    keep = tmp_path / "images" / "000013.jpg"
+    keep.write_bytes(b"done")
+    assert sweep_temp_files(tmp_path) == 3
+    assert not any(p.exists() for p in stale) and keep.exists()
