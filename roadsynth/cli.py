@@ -112,6 +112,7 @@ def generate(
 
         summary = run_generate(str(config.resolve()), str(out))
         console.print(f"[green]{summary['images']} images, {summary['annotations']} annotations -> {out}[/green]")
+        _print_failures(out)
         return
     from roadsynth.generate import generate_dataset as run
 
@@ -119,6 +120,17 @@ def generate(
         task = progress.add_task("generating chunks", total=None)
         ds = run(cfg, out, progress=lambda done, total, _: progress.update(task, completed=done, total=total))
     console.print(f"[green]{len(ds.images)} images, {len(ds.annotations)} annotations -> {out}[/green]")
+    _print_failures(out)
+
+
+def _print_failures(out: Path) -> None:
+    failures = json.loads((out / "manifest.json").read_text()).get("failures", [])
+    if failures:
+        console.print(f"[yellow]{len(failures)} bad inputs skipped (copies and reasons in {out / 'quarantine'}):[/yellow]")
+        for f in failures[:10]:
+            console.print(f"  {f['file']}: {f['error']}", markup=False)
+        if len(failures) > 10:
+            console.print(f"  ... and {len(failures) - 10} more")
 
 
 @app.command()

@@ -21,7 +21,7 @@ from roadsynth import __version__
 from roadsynth.config import Config, GenerateConfig, SceneSource, save_config
 from roadsynth.datasets.coco import dataset_from_coco_dict, write_coco
 from roadsynth.datasets.validate import validate_coco
-from roadsynth.datasets.io import atomic_write_json, load_image, save_image_atomic
+from roadsynth.datasets.io import IMAGE_SUFFIXES, atomic_write_bytes, atomic_write_json, load_image, save_image_atomic
 from roadsynth.datasets.label_maps import read_label_map_frames
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord, Provenance
 from roadsynth.datasets.sampling import SceneFilter, select_images
@@ -364,6 +364,7 @@ def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: list[tuple[Data
     for src, (sds, _) in zip(g.scenes, sources):  # frames that could not even be indexed
         failures += [{"index": None, "source": src.name, "file": pr["file"], "error": pr["error"]}
                      for pr in sds.info.get("problems", []) if isinstance(pr, dict)]
+    failures = quarantine(out_dir, failures)
     manifest = {
         "name": cfg.name, "config_digest": cfg.digest(), "images": len(images), "annotations": len(anns),
         "generated_objects": len(generated),
@@ -373,6 +374,36 @@ def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: list[tuple[Data
     }
     atomic_write_json(out_dir / "manifest.json", manifest, indent=2)
     return ds
+
+
+QUARANTINE_MAX_BYTES = 64 * 2**20
+
+
+def quarantine(out_dir: Path, failures: list[dict]) -> list[dict]:
+    """Copy each bad input file into `out_dir/quarantine/` beside a `failures.json` listing its error.
+
+    The run went on without them; the copies let a person open exactly what failed even after the source
+    folder changes. Returns the failures with a `quarantined` path (relative to `out_dir`) where copied.
+    """
+    qdir = out_dir / "quarantine"
+    if not failures:
+        if (qdir / "failures.json").exists():  # a resumed run that no longer fails keeps no stale list
+            atomic_write_json(qdir / "failures.json", [], indent=1)
+        return failures
+    qdir.mkdir(exist_ok=True)
+    out, names = [], {}
+    for f in failures:
+        src = Path(f["file"])
+        f = dict(f)
+        # Image files are copied; a bad annotation's error names its record in the (unchanged) source file.
+        if src.suffix.lower() in IMAGE_SUFFIXES and src.is_file() and src.stat().st_size <= QUARANTINE_MAX_BYTES:
+            name = names.setdefault(str(src), f"{len(names) + 1:05d}_{src.name}")
+            if not (qdir / name).exists():
+                atomic_write_bytes(qdir / name, src.read_bytes())
+            f["quarantined"] = f"quarantine/{name}"
+        out.append(f)
+    atomic_write_json(qdir / "failures.json", out, indent=1)
+    return out
 
 
 def _provenance(d: dict | None) -> Provenance | None:

@@ -8,6 +8,7 @@ put thousands of futures on the scheduler.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from contextlib import nullcontext
 from functools import lru_cache
@@ -48,7 +49,8 @@ def generate_chunk(config_path: str, digest: str, out_dir: str, chunk_index: int
 def assemble_dataset(config_path: str, out_dir: str, n_chunks: int) -> dict:
     cfg = load_config(config_path)
     ds = gen.assemble(cfg, Path(out_dir), n_chunks, _scene_sources(config_path, cfg.digest()))
-    return {"images": len(ds.images), "annotations": len(ds.annotations)}
+    failures = json.loads((Path(out_dir) / "manifest.json").read_text())["failures"]
+    return {"images": len(ds.images), "annotations": len(ds.annotations), "failures": len(failures)}
 
 
 def _submit_options(cfg: Config):
@@ -87,6 +89,9 @@ def generate_dataset(config_path: str, out_dir: str) -> dict:
         results += [f.result() for f in pending]
     summary = assemble_dataset(str(resolved), str(out), len(chunks))
     log.info("wrote %s (%d images, %d annotations)", out / "annotations.json", summary["images"], summary["annotations"])
+    if summary["failures"]:
+        log.warning("%d bad inputs skipped and quarantined in %s (reasons in failures.json)", summary["failures"],
+                    out / "quarantine")
     return {**summary, "chunks_run": len(todo), "chunks": results}
 
 
