@@ -123,6 +123,41 @@ def generate(
     _print_failures(out)
 
 
+@app.command()
+def restyle(
+    config: Path = typer.Argument(..., help="roadsynth YAML config with `generate.restyle` and/or `generate.weather`"),
+    out: Path = typer.Option(..., "--out", help="output folder"),
+    engine: Engine = typer.Option(Engine.local, help="local: in-process; prefect: flow with tasks per chunk"),
+) -> None:
+    """Restyle vehicles and/or apply weather to real frames, keeping their labels (no objects inserted)."""
+    from roadsynth.config import save_config
+
+    cfg = _load(config)
+    g = cfg.generate
+    if g.restyle is None and g.weather is None:
+        _fail(f"{config}: `roadsynth restyle` needs `generate.restyle` and/or `generate.weather`")
+    cfg = cfg.model_copy(update={"generate": g.model_copy(update={"insert": None})})
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = out / "restyle_config.yaml"
+    save_config(cfg, resolved)
+    if engine is Engine.prefect:
+        from roadsynth.flows.generate import run_generate
+
+        summary = run_generate(str(resolved.resolve()), str(out))
+        images, annotations = summary["images"], summary["annotations"]
+    else:
+        from roadsynth.generate import generate_dataset as run
+
+        with _progress() as progress:
+            task = progress.add_task("restyling chunks", total=None)
+            ds = run(cfg, out, progress=lambda done, total, _: progress.update(task, completed=done, total=total))
+        images, annotations = len(ds.images), len(ds.annotations)
+    manifest = json.loads((out / "manifest.json").read_text())
+    console.print(f"[green]{images} images, {annotations} annotations -> {out}; conditions {manifest['conditions']}, "
+                  f"{manifest['restyled_objects']} vehicles restyled ({manifest['restyle_refused']} refused)[/green]")
+    _print_failures(out)
+
+
 def _print_failures(out: Path) -> None:
     failures = json.loads((out / "manifest.json").read_text()).get("failures", [])
     if failures:

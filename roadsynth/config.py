@@ -177,15 +177,95 @@ class PlacementSettings(_Model):
     priors: dict[str, dict[str, float]] = Field({}, description="per-class size prior overrides")
 
 
+WEATHER_CONDITIONS = ("rain", "fog", "snow", "sun_flare", "shadow", "night", "overcast")  # generators.weather
+
+
+class DiffusionWeatherConfig(_Model):
+    """Weather by img2img on the whole frame (a local text-to-image checkpoint: 4-channel UNet)."""
+
+    model: Path
+    prompts: dict[str, str] = Field(..., description="condition -> prompt, e.g. fog: 'a road in dense fog'")
+    strength: float = Field(0.45, gt=0, le=1)
+    steps: int = Field(30, ge=1)
+    guidance_scale: float = 7.5
+    work_px: int = Field(512, ge=64, multiple_of=8, description="longer side of the working size")
+    detail: float = Field(0.7, ge=0, le=1, description="weight of the frame's own high-frequency detail added back")
+    device: str = "auto"
+    config: Path | None = None  # single-file checkpoints: local folder with the pipeline configs
+
+
+class WeatherConfig(_Model):
+    """Whole-frame conditions: each output frame draws one condition by weight (`clear` = unchanged)."""
+
+    conditions: dict[str, float] = Field(..., description="condition (or `clear`) -> sampling weight")
+    severity: tuple[int, int] = (1, 3)
+    method: Literal["albumentations", "diffusion"] = "albumentations"
+    diffusion: DiffusionWeatherConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "WeatherConfig":
+        unknown = sorted(set(self.conditions) - set(WEATHER_CONDITIONS) - {"clear"})
+        if unknown:
+            raise ValueError(f"`weather.conditions` must be among {', '.join(WEATHER_CONDITIONS)}, clear, but got {unknown}")
+        if not self.conditions or any(w < 0 for w in self.conditions.values()) or sum(self.conditions.values()) <= 0:
+            raise ValueError(f"`weather.conditions` must have non-negative weights summing to > 0, but got {self.conditions}")
+        lo, hi = self.severity
+        if not 1 <= lo <= hi <= 3:
+            raise ValueError(f"`weather.severity` must satisfy 1 <= min <= max <= 3, but got {self.severity}")
+        if self.method == "diffusion":
+            if self.diffusion is None:
+                raise ValueError("`weather.method: diffusion` needs a `weather.diffusion` section (model path and prompts)")
+            missing = sorted(set(self.conditions) - {"clear"} - set(self.diffusion.prompts))
+            if missing:
+                raise ValueError(f"`weather.diffusion.prompts` has no prompt for {missing}")
+        return self
+
+
+class RestyleStyle(_Model):
+    name: str
+    prompt: str
+    category: str | None = Field(None, description="category the vehicle becomes (e.g. ambulance); None keeps it")
+
+
+class VehicleRestyleConfig(_Model):
+    """Restyle existing vehicles inside their masks with a local img2img checkpoint (4-channel UNet)."""
+
+    model: Path
+    styles: list[RestyleStyle] = Field(..., min_length=1)
+    categories: list[str] = Field(["car"], description="source categories that may be restyled")
+    frame_prob: float = Field(0.5, ge=0, le=1, description="fraction of frames whose vehicles are restyled")
+    max_objects: int = Field(2, ge=1)
+    min_box_px: int = Field(24, ge=8)
+    strength: float = Field(0.7, gt=0, le=1)
+    steps: int = Field(30, ge=1)
+    guidance_scale: float = 7.5
+    native: int | None = Field(None, multiple_of=8)
+    context: float = Field(1.3, ge=1)
+    batch_size: int = Field(4, ge=1)
+    min_edge_iou: float = Field(0.25, ge=0, le=1, description="refuse edits whose outline drifted more than this")
+    min_change: float = Field(4.0, ge=0, description="refuse edits that changed almost nothing (mean |diff| in mask)")
+    controlnet: Path | None = Field(None, description="local ControlNet (canny) folder to hold the outline")
+    device: str = "auto"
+    config: Path | None = None
+
+
 class GenerateConfig(_Model):
     seed: int = 0
     scenes: list[SceneSource]
     n_images: int = Field(50, ge=1)
-    cutouts: list[CutoutSource]
-    insert: InsertConfig
+    cutouts: list[CutoutSource] = []
+    insert: InsertConfig | None = Field(None, description="objects to insert; None = restyle/weather only")
+    restyle: VehicleRestyleConfig | None = None
+    weather: WeatherConfig | None = None
     placement: PlacementSettings = PlacementSettings()
     chunk_size: int = Field(16, ge=1)
     jpeg_quality: int = Field(92, ge=50, le=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> "GenerateConfig":
+        if self.insert is None and self.restyle is None and self.weather is None:
+            raise ValueError("`generate` must have at least one of `insert`, `restyle`, `weather`")
+        return self
 
 
 class RealDataConfig(_Model):
@@ -248,7 +328,9 @@ class Config(_Model):
 
 
 _PATH_KEYS = {"path", "images_root", "label_maps", "images_dir"}
-_INPAINT_PATH_KEYS = {"model", "config"}  # only under `inpaint`: the detector's `model` is a model name
+# Model paths only under the diffusion sections: the detector's `model` is a model name.
+_MODEL_PATH_KEYS = {"model", "config", "controlnet"}
+_MODEL_SECTIONS = {"inpaint", "restyle", "diffusion"}
 
 
 def _resolve_paths(node: object, base: Path, parent: str = "") -> object:
@@ -256,7 +338,7 @@ def _resolve_paths(node: object, base: Path, parent: str = "") -> object:
     if isinstance(node, dict):
         out = {}
         for k, v in node.items():
-            is_path = k in _PATH_KEYS or (parent == "inpaint" and k in _INPAINT_PATH_KEYS)
+            is_path = k in _PATH_KEYS or (parent in _MODEL_SECTIONS and k in _MODEL_PATH_KEYS)
             if is_path and isinstance(v, str) and v:
                 p = Path(v).expanduser()
                 out[k] = str(p if p.is_absolute() else (base / p).resolve())

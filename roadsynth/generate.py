@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from roadsynth import __version__
+from roadsynth.appearance import Appearance
 from roadsynth.config import Config, GenerateConfig, SceneSource, save_config
 from roadsynth.datasets.coco import dataset_from_coco_dict, write_coco
 from roadsynth.datasets.validate import validate_coco
@@ -89,7 +91,7 @@ def build_bank_for(cfg: GenerateConfig) -> CutoutBank:
     saved = [CutoutBank.load(c.path) for c in cfg.cutouts if c.kind == "bank"]
     built = build_bank([c.model_dump() for c in cfg.cutouts if c.kind != "bank"])
     bank = CutoutBank.concat([built, *saved])
-    missing = sorted(set(cfg.insert.categories) - set(bank.categories))
+    missing = sorted(set(cfg.insert.categories) - set(bank.categories)) if cfg.insert else []
     if missing:
         raise ValueError(f"no cut-outs for categories {missing}; the cut-out sources give {sorted(bank.categories)}")
     return bank
@@ -154,7 +156,8 @@ def output_categories(cfg: GenerateConfig, sources: list[tuple[Dataset, Path]]) 
     names: list[str] = []
     for ds, _ in sources:
         names += [c.name for c in ds.categories]
-    names += list(cfg.insert.categories)
+    names += list(cfg.insert.categories) if cfg.insert else []
+    names += [s.category for s in cfg.restyle.styles if s.category] if cfg.restyle else []
     seen: dict[str, str] = {}
     for n in names:
         seen.setdefault(n.lower(), n)
@@ -163,6 +166,8 @@ def output_categories(cfg: GenerateConfig, sources: list[tuple[Dataset, Path]]) 
 
 def make_inserter(cfg: GenerateConfig, bank: CutoutBank):
     i = cfg.insert
+    if i is None:
+        return None
     if i.method == "paste":
         return PasteInserter(bank, blend=i.blend, feather_px=i.feather_px, harmonize=i.harmonize, shadow=i.shadow)
     from roadsynth.generators.inpaint_diffusers import InpaintInserter  # torch/diffusers only for this method
@@ -177,17 +182,19 @@ def make_inserter(cfg: GenerateConfig, bank: CutoutBank):
 
 def run_chunk(
     cfg: Config, chunk_index: int, jobs: list[FrameJob], out_dir: Path, bank: CutoutBank,
-    sources: list[tuple[Dataset, Path]] | None = None, inserter=None,
+    sources: list[tuple[Dataset, Path]] | None = None, inserter=None, appearance: Appearance | None = None,
 ) -> dict:
     """Generate one chunk of images; returns (and writes) the chunk's records and failures.
 
     Planning and writing are per frame; insertion is per chunk, so an inserter with `insert_many`
-    (diffusion) batches the objects of all the chunk's frames together.
+    (diffusion) batches the objects of all the chunk's frames together. Vehicle restyle runs before
+    insertion and weather after it (see `roadsynth.appearance`).
     """
     g = cfg.generate
     sources = sources if sources is not None else load_scene_sources(g)
     inserter = inserter or make_inserter(g, bank)
     cat_names = output_categories(g, sources)
+    appearance = appearance or Appearance(g, cat_names)
     plans, failures, fits = [], [], {}
 
     def fail(job: FrameJob, e: Exception) -> None:
@@ -196,12 +203,19 @@ def run_chunk(
         failures.append({"index": job.index, "source": g.scenes[job.scene_source].name, "file": str(root / rec.file_name),
                          "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc(limit=3)})
 
+    cat_index = {n.lower(): i + 1 for i, n in enumerate(cat_names)}
     for job in jobs:
         try:
-            plans.append(plan_frame(g, job, sources, fits, bank))
+            plan = plan_frame(g, job, sources, fits, bank)
+            names = {c.id: c.name for c in plan.ds.categories}
+            plan.existing = [replace(a, category_id=cat_index[names[a.category_id].lower()]) for a in plan.existing]
+            plan.rgb, plan.existing, plan.restyle = appearance.restyle_vehicles(plan.rgb, plan.existing, job.seed)
+            plans.append(plan)
         except Exception as e:  # noqa: BLE001 - a bad frame is reported, the run goes on
             fail(job, e)
-    if hasattr(inserter, "insert_many"):
+    if inserter is None:
+        inserted = [(p.rgb, []) for p in plans]
+    elif hasattr(inserter, "insert_many"):
         inserted = inserter.insert_many([p.rgb for p in plans], [p.placements for p in plans], [p.rng for p in plans],
                                         occluders=[p.occluders for p in plans])
     else:
@@ -209,7 +223,7 @@ def run_chunk(
     images = []
     for plan, (out_rgb, results) in zip(plans, inserted):
         try:
-            images.append(_finish_frame(g, plan, out_rgb, results, sources, cat_names, out_dir))
+            images.append(_finish_frame(g, plan, out_rgb, results, sources, cat_names, out_dir, appearance))
         except Exception as e:  # noqa: BLE001
             fail(plan.job, e)
     failures.sort(key=lambda f: f["index"])
@@ -233,13 +247,17 @@ class FramePlan:
     unplaced: list[tuple[str, str]]
     occluders: dict[int, Box]
     rng: np.random.Generator
+    restyle: dict | None = None  # vehicle restyle record (edits, refusals) when that step ran
 
 
 def plan_frame(g: GenerateConfig, job: FrameJob, sources: list[tuple[Dataset, Path]], fits: dict,
                bank: CutoutBank) -> FramePlan:
     src, ds, rec, existing, rgb, frame, camera, region = _frame_geometry(g, job, sources, fits)
     rng = np.random.default_rng(job.seed)
-    placements, unplaced, _ = place_for_frame(frame, camera, region, _requests(g, bank, rng), rng, g.placement)
+    if g.insert is None:
+        placements, unplaced = [], []
+    else:
+        placements, unplaced, _ = place_for_frame(frame, camera, region, _requests(g, bank, rng), rng, g.placement)
     boxes = dict(frame.boxes)
     occluders = {i: boxes[i] for p in placements for i in p.occluders}
     return FramePlan(job, src, ds, rec, existing, rgb, camera, region.source, placements, unplaced, occluders, rng)
@@ -276,16 +294,18 @@ def _requests(cfg: GenerateConfig, bank: CutoutBank, rng: np.random.Generator) -
 
 
 def _finish_frame(g: GenerateConfig, plan: FramePlan, out_rgb: np.ndarray, results: list, sources,
-                  cat_names: list[str], out_dir: Path) -> dict:
-    id_to_name = {c.id: c.name for c in plan.ds.categories}
+                  cat_names: list[str], out_dir: Path, appearance: Appearance) -> dict:
+    """`plan.existing` carries output category ids (set in `run_chunk`)."""
+    out_rgb, existing, tags = appearance.apply_weather(out_rgb, plan.existing, plan.job.seed)
     file_name = f"{plan.job.index + 1:06d}.jpg"
     save_image_atomic(out_dir / "images" / file_name, out_rgb, quality=g.jpeg_quality)
     cat_index = {n.lower(): i + 1 for i, n in enumerate(cat_names)}
-    anns = [
-        {"category_id": cat_index[id_to_name[a.category_id].lower()], "bbox": a.bbox.xywh(),
-         "attributes": dict(a.attributes), "iscrowd": 0}
-        for a in plan.existing
-    ]
+    anns = []
+    for a in existing:
+        d = {"category_id": a.category_id, "bbox": a.bbox.xywh(), "attributes": dict(a.attributes), "iscrowd": 0}
+        if a.provenance is not None:  # a restyled vehicle
+            d["provenance"] = _jsonable(a.provenance.to_dict())
+        anns.append(d)
     rejected = []
     for r in results:
         if isinstance(r, Insertion):
@@ -305,7 +325,7 @@ def _finish_frame(g: GenerateConfig, plan: FramePlan, out_rgb: np.ndarray, resul
         "attributes": {"scene": plan.rec.scene, "source": plan.src.name, "background": plan.rec.file_name,
                        "background_path": str((root / plan.rec.file_name).resolve()), "seed": plan.job.seed,
                        "generated": True, "camera": plan.camera.describe(), "region_source": plan.region_source,
-                       "rejected": rejected},
+                       "rejected": rejected, **tags, **({"restyle": plan.restyle} if plan.restyle else {})},
         "annotations": anns,
     }
 
@@ -360,7 +380,7 @@ def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: list[tuple[Data
         "description": f"roadsynth generated dataset `{cfg.name}`", "config_digest": cfg.digest(),
     })
     write_coco(ds, out_dir / "annotations.json")
-    generated = [a for a in anns if a.provenance is not None]
+    generated = [a for a in anns if a.provenance is not None and a.provenance.method != "restyle"]  # inserted
     for src, (sds, _) in zip(g.scenes, sources):  # frames that could not even be indexed
         failures += [{"index": None, "source": src.name, "file": pr["file"], "error": pr["error"]}
                      for pr in sds.info.get("problems", []) if isinstance(pr, dict)]
@@ -370,6 +390,10 @@ def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: list[tuple[Data
         "generated_objects": len(generated),
         "generated_per_category": {c.name: sum(a.category_id == c.id for a in generated) for c in categories},
         "rejected_objects": sum(len(im.attributes.get("rejected", [])) for im in images),
+        "restyled_objects": sum(len(im.attributes.get("restyle", {}).get("edits", [])) for im in images),
+        "restyle_refused": sum(len(im.attributes.get("restyle", {}).get("rejected", [])) for im in images),
+        "conditions": dict(sorted(Counter(str(im.attributes["condition"]) for im in images
+                                          if "condition" in im.attributes).items())),
         "failures": failures, "chunks": n_chunks,
     }
     atomic_write_json(out_dir / "manifest.json", manifest, indent=2)
@@ -420,11 +444,12 @@ def generate_dataset(cfg: Config, out_dir: Path, *, progress=None) -> Dataset:
     chunks = chunked(plan_jobs(g, sources), g.chunk_size)
     t0 = time.perf_counter()
     inserter = make_inserter(g, bank)
+    appearance = Appearance(g, output_categories(g, sources))
     digest = cfg.digest()
     sweep_temp_files(out_dir)
     for ci, jobs in enumerate(chunks):
         if not chunk_done(out_dir, ci, digest):
-            run_chunk(cfg, ci, jobs, out_dir, bank, sources, inserter)
+            run_chunk(cfg, ci, jobs, out_dir, bank, sources, inserter, appearance)
         if progress:
             progress(ci + 1, len(chunks), time.perf_counter() - t0)
     return assemble(cfg, out_dir, len(chunks), sources)

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from roadsynth import generate as gen
+from roadsynth.appearance import Appearance
 from roadsynth.config import Config, load_config, save_config
 from roadsynth.flows._prefect import NO_CACHE, flow, get_run_logger, task
 from roadsynth.flows.runners import make_task_runner
@@ -28,11 +29,12 @@ def _scene_sources(config_path: str, digest: str):
 
 @lru_cache(maxsize=2)
 def _worker_state(config_path: str, digest: str):
-    """Scene index, cut-out bank and inserter (e.g. a diffusion pipeline), loaded once per worker process."""
+    """Scene index, cut-out bank, inserter and restylers (e.g. diffusion pipelines), loaded once per worker process."""
     cfg = load_config(config_path)
     sources = _scene_sources(config_path, digest)
     bank = gen.build_bank_for(cfg.generate)
-    return cfg, sources, bank, gen.make_inserter(cfg.generate, bank)
+    appearance = Appearance(cfg.generate, gen.output_categories(cfg.generate, sources))
+    return cfg, sources, bank, gen.make_inserter(cfg.generate, bank), appearance
 
 
 @task(name="generate-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -40,8 +42,9 @@ def generate_chunk(config_path: str, digest: str, out_dir: str, chunk_index: int
     out = Path(out_dir)
     if gen.chunk_done(out, chunk_index, digest):
         return {"chunk": chunk_index, "skipped": True}
-    cfg, sources, bank, inserter = _worker_state(config_path, digest)
-    payload = gen.run_chunk(cfg, chunk_index, [gen.FrameJob(**j) for j in jobs], out, bank, sources, inserter)
+    cfg, sources, bank, inserter, appearance = _worker_state(config_path, digest)
+    payload = gen.run_chunk(cfg, chunk_index, [gen.FrameJob(**j) for j in jobs], out, bank, sources, inserter,
+                            appearance)
     return {"chunk": chunk_index, "images": len(payload["images"]), "failures": len(payload["failures"])}
 
 

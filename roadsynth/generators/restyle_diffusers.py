@@ -1,0 +1,294 @@
+"""Diffusion restyling (diffusers img2img, optional ControlNet): vehicles inside their masks, whole-frame weather.
+
+Vehicle restyle: each selected vehicle gets a square context window, resized to the model's native
+size, denoised from its own pixels at `strength` (0.7 keeps pose and outline, changes make and paint),
+and pasted back ONLY inside its mask (COCO polygon, else a GrabCut silhouette in the box, else the box),
+feathered inwards, so every pixel outside the mask is bit-identical to the input. Each edit is measured:
+the edge map inside the mask before vs after (IoU of 2-px-dilated Canny edges) says whether the outline
+survived; an edit below `min_edge_iou` or that barely changed anything is refused and the vehicle keeps
+its pixels and label. A style may change the category (e.g. "an ambulance" -> ambulance).
+
+Weather by diffusion: the whole frame is styled at a reduced working size and upsampled, and the
+frame's own high-frequency detail (frame - blur(frame)) is added back, so edges stay where they were.
+
+Weights are never downloaded. An img2img pipeline needs a 4-channel UNet (a text-to-image checkpoint);
+an inpainting checkpoint's 9-channel UNet cannot be used here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from roadsynth.datasets.records import Annotation, Box, Provenance
+from roadsynth.generators.base import Restyled
+from roadsynth.generators.inpaint_diffusers import apply_offline_defaults, resolve_device
+from roadsynth.generators.masks import grabcut_mask
+
+
+@lru_cache(maxsize=2)
+def load_img2img_pipeline(model: str, device: str = "auto", controlnet: str | None = None, config: str | None = None):
+    """Img2img (or ControlNet img2img) pipeline from a local folder or single file; loaded once per process."""
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"`model` must be a local diffusers folder or checkpoint file, but {model!r} does not exist "
+            "(roadsynth never downloads weights; download the checkpoint yourself and pass its path)")
+    if controlnet is not None and not Path(controlnet).expanduser().exists():
+        raise FileNotFoundError(f"`controlnet` must be a local diffusers ControlNet folder, but {controlnet!r} does not exist")
+    apply_offline_defaults()
+    import torch
+    from diffusers import (
+        AutoPipelineForImage2Image,
+        ControlNetModel,
+        StableDiffusionControlNetImg2ImgPipeline,
+        StableDiffusionImg2ImgPipeline,
+    )
+
+    device, dtype = resolve_device(device)
+    kw = {} if dtype == torch.float32 else {"torch_dtype": dtype}
+    cn = ControlNetModel.from_pretrained(Path(controlnet).expanduser(), local_files_only=True, **kw) if controlnet else None
+    if path.is_dir():
+        if cn is not None:
+            pipe = StableDiffusionControlNetImg2ImgPipeline.from_pretrained(path, controlnet=cn, local_files_only=True, **kw)
+        else:
+            pipe = AutoPipelineForImage2Image.from_pretrained(path, local_files_only=True, **kw)
+    else:
+        if config is None:
+            raise ValueError(f"{path}: a single checkpoint file needs `config`: a local folder with the pipeline's "
+                             "model_index.json and component configs (diffusers would otherwise fetch them)")
+        cls = StableDiffusionControlNetImg2ImgPipeline if cn is not None else StableDiffusionImg2ImgPipeline
+        extra = {"controlnet": cn} if cn is not None else {}
+        pipe = cls.from_single_file(path, config=config, local_files_only=True, **extra, **kw)
+    in_ch = pipe.unet.config.in_channels
+    if in_ch != 4:
+        raise ValueError(f"{path}: img2img needs a 4-channel UNet, but this checkpoint's UNet has {in_ch} input channels "
+                         "(an inpainting checkpoint?); use a text-to-image checkpoint for restyling")
+    if getattr(pipe, "safety_checker", None) is not None:
+        pipe.safety_checker = None  # a blacked-out crop would be a silent label error
+    pipe = pipe.to(device)
+    if device.startswith("cuda"):
+        pipe.unet.to(memory_format=torch.channels_last)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def edge_iou(before: np.ndarray, after: np.ndarray, mask: np.ndarray, tolerance_px: int = 2) -> float:
+    """IoU of the Canny edge maps (dilated by `tolerance_px`) inside `mask`; 1.0 when neither has edges."""
+    k = np.ones((2 * tolerance_px + 1,) * 2, np.uint8)
+    m = mask.astype(bool)
+    e = [cv2.dilate(cv2.Canny(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), 60, 160), k) > 0 for x in (before, after)]
+    a, b = e[0] & m, e[1] & m
+    union = int((a | b).sum())
+    return 1.0 if union == 0 else float((a & b).sum() / union)
+
+
+def polygon_mask(segmentation: Any, shape: tuple[int, int]) -> np.ndarray | None:
+    """Full-frame bool mask of COCO polygons (None for RLE or no segmentation)."""
+    if not isinstance(segmentation, list) or not segmentation:
+        return None
+    m = np.zeros(shape, np.uint8)
+    polys = [np.round(np.asarray(p, np.float64).reshape(-1, 2)).astype(np.int32) for p in segmentation if len(p) >= 6]
+    if not polys:
+        return None
+    cv2.fillPoly(m, polys, 1)
+    return m.astype(bool)
+
+
+@dataclass(frozen=True)
+class Style:
+    """A restyle target: its prompt, and the category the vehicle becomes (None keeps it)."""
+
+    name: str
+    prompt: str
+    category: str | None = None
+
+
+class _Img2Img:
+    """Shared pipeline call: batches of native-size crops, per-item seeds, OOM -> halve the batch."""
+
+    def __init__(self, model: str | Path | Any, *, steps: int, guidance_scale: float, strength: float,
+                 native: int | None, batch_size: int, negative_prompt: str, device: str, controlnet: str | None,
+                 config: str | None):
+        if not 0 < strength <= 1:
+            raise ValueError(f"`strength` must be in (0, 1], but got {strength}")
+        if steps < 1:
+            raise ValueError(f"`steps` must be >= 1, but got {steps}")
+        if isinstance(model, (str, Path)):
+            self.pipe = load_img2img_pipeline(str(model), device, controlnet, config)
+        else:
+            self.pipe = model
+        self.model_id = str(model) if isinstance(model, (str, Path)) else getattr(self.pipe, "name_or_path", "pipeline")
+        self.controlnet = controlnet is not None or hasattr(self.pipe, "controlnet")
+        self.steps, self.guidance, self.strength = steps, guidance_scale, strength
+        self.native = native or int(self.pipe.unet.config.sample_size * getattr(self.pipe, "vae_scale_factor", 8))
+        if self.native % 8:
+            raise ValueError(f"`native` must be a multiple of 8, but got {self.native}")
+        self.batch_size, self.negative = max(batch_size, 1), negative_prompt
+
+    def run(self, crops: list[np.ndarray], prompts: list[str], seeds: list[int],
+            size: tuple[int, int] | None = None) -> list[np.ndarray]:
+        """Styled crops at `size` (w, h; default native square), in order."""
+        import torch
+        from PIL import Image
+
+        w, h = size or (self.native, self.native)
+        out: list[np.ndarray] = []
+        batch, k = self.batch_size, 0
+        while k < len(crops):
+            idx = range(k, min(k + batch, len(crops)))
+            imgs = [cv2.resize(crops[i], (w, h), interpolation=cv2.INTER_AREA) for i in idx]
+            kw: dict[str, Any] = {}
+            if self.controlnet:  # the outline the model must keep, from the crop itself
+                kw["control_image"] = [Image.fromarray(np.repeat(cv2.Canny(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), 60, 160)
+                                                                 [..., None], 3, axis=2)) for im in imgs]
+            try:
+                res = self.pipe(prompt=[prompts[i] for i in idx], negative_prompt=[self.negative] * len(idx),
+                                image=[Image.fromarray(im) for im in imgs], strength=self.strength,
+                                num_inference_steps=self.steps, guidance_scale=self.guidance, output_type="np",
+                                generator=[torch.Generator("cpu").manual_seed(seeds[i]) for i in idx], **kw)
+            except torch.cuda.OutOfMemoryError:
+                if batch == 1:
+                    raise
+                torch.cuda.empty_cache()
+                batch = max(len(idx) // 2, 1)
+                continue
+            out += [np.clip(np.round(np.asarray(g) * 255), 0, 255).astype(np.uint8) for g in res.images]
+            k += len(idx)
+        return out
+
+
+class VehicleRestyler(_Img2Img):
+    """Restyle selected vehicles inside their masks; geometry and background kept, failures refused."""
+
+    def __init__(self, model: str | Path | Any, styles: Sequence[Style], category_names: Mapping[int, str], *,
+                 categories: Sequence[str] = ("car",), min_box_px: int = 24, max_objects: int = 3,
+                 strength: float = 0.7, steps: int = 30, guidance_scale: float = 7.5, native: int | None = None,
+                 context: float = 1.3, batch_size: int = 4, feather_px: float = 2.0, min_edge_iou: float = 0.25,
+                 min_change: float = 4.0, negative_prompt: str = "blurry, deformed, cartoon", device: str = "auto",
+                 controlnet: str | None = None, config: str | None = None):
+        super().__init__(model, steps=steps, guidance_scale=guidance_scale, strength=strength, native=native,
+                         batch_size=batch_size, negative_prompt=negative_prompt, device=device, controlnet=controlnet,
+                         config=config)
+        if not styles:
+            raise ValueError("`styles` must name at least one style")
+        if not 0 <= min_edge_iou <= 1:
+            raise ValueError(f"`min_edge_iou` must be in [0, 1], but got {min_edge_iou}")
+        if context < 1:
+            raise ValueError(f"`context` must be >= 1, but got {context}")
+        self.styles, self.names = list(styles), dict(category_names)
+        self.ids = {n.lower(): i for i, n in self.names.items()}
+        missing = [s.category for s in self.styles if s.category is not None and s.category.lower() not in self.ids]
+        if missing:
+            raise ValueError(f"style categories {missing} are not in the dataset's categories {sorted(self.names.values())}")
+        self.categories = {c.lower() for c in categories}
+        self.min_box_px, self.max_objects, self.context = min_box_px, max_objects, context
+        self.feather_px, self.min_edge_iou, self.min_change = feather_px, min_edge_iou, min_change
+
+    def select(self, annotations: Sequence[Annotation]) -> list[Annotation]:
+        ok = [a for a in annotations if self.names.get(a.category_id, "").lower() in self.categories
+              and min(a.bbox.w, a.bbox.h) >= self.min_box_px and a.provenance is None]
+        return sorted(ok, key=lambda a: -a.bbox.area)[: self.max_objects]  # the largest show the style best
+
+    def restyle(self, image: np.ndarray, annotations: Sequence[Annotation], rng: np.random.Generator) -> Restyled:
+        H, W = image.shape[:2]
+        chosen = self.select(annotations)
+        jobs = []
+        for a in chosen:
+            style = self.styles[int(rng.integers(len(self.styles)))]
+            seed = int(rng.integers(0, 2**31 - 1))
+            side = min(max(int(math.ceil(max(a.bbox.w, a.bbox.h) * self.context)), 32), W, H)
+            cx, cy = a.bbox.center
+            x1 = int(np.clip(round(cx - side / 2), 0, W - side))
+            y1 = int(np.clip(round(cy - side / 2), 0, H - side))
+            mask, how = self._mask(image, a)
+            jobs.append((a, style, seed, (x1, y1, x1 + side, y1 + side), mask, how))
+        crops = [image[y1:y2, x1:x2] for *_, (x1, y1, x2, y2), _, _ in jobs]
+        styled = self.run(crops, [j[1].prompt for j in jobs], [j[2] for j in jobs])
+        out = image.copy()
+        changed = np.zeros((H, W), bool)
+        by_id, edits, rejected = {a.id: a for a in annotations}, [], []
+        for (a, style, seed, (x1, y1, x2, y2), mask, how), gen in zip(jobs, styled):
+            gen = cv2.resize(gen, (x2 - x1, y2 - y1), interpolation=cv2.INTER_AREA)
+            m = mask[y1:y2, x1:x2]
+            before = out[y1:y2, x1:x2]
+            alpha = m.astype(np.float32)
+            if self.feather_px > 0:  # inwards only: alpha is exactly 0 outside the mask
+                alpha = cv2.GaussianBlur(alpha, (0, 0), self.feather_px / 2) * m
+            after = np.clip(np.round(before * (1 - alpha[..., None]) + gen * alpha[..., None]), 0, 255).astype(np.uint8)
+            scores = {"edge_iou": round(edge_iou(before, after, m), 3),
+                      "mean_change_in_mask": round(float(cv2.absdiff(before, after)[m].mean()) if m.any() else 0.0, 2),
+                      "mask_pixels": int(m.sum()), "mask_method": how}
+            if scores["edge_iou"] < self.min_edge_iou:
+                rejected.append({"annotation_id": a.id, "style": style.name, "scores": scores,
+                                 "reason": f"geometry drift: edge IoU {scores['edge_iou']} < {self.min_edge_iou}"})
+                continue
+            if scores["mean_change_in_mask"] < self.min_change:
+                rejected.append({"annotation_id": a.id, "style": style.name, "scores": scores,
+                                 "reason": f"unchanged: mean change {scores['mean_change_in_mask']} < {self.min_change}"})
+                continue
+            out[y1:y2, x1:x2] = after
+            changed[y1:y2, x1:x2] |= m
+            cat = self.ids[style.category.lower()] if style.category else a.category_id
+            prov = Provenance(method="restyle", source=self.model_id, seed=seed, params={
+                "style": style.name, "prompt": style.prompt, "strength": self.strength, "steps": self.steps,
+                "guidance_scale": self.guidance, "controlnet": self.controlnet, "window": [x1, y1, x2, y2],
+                "native": self.native, "original_category": self.names.get(a.category_id), **scores})
+            by_id[a.id] = Annotation(a.id, a.image_id, cat, a.bbox, a.area, a.iscrowd, a.segmentation, prov,
+                                     {**dict(a.attributes), "restyled": style.name})
+            edits.append({"annotation_id": a.id, "style": style.name, "category": self.names.get(cat), **scores})
+        tags = {"restyled_vehicles": len(edits)} if edits else {}
+        return Restyled(out, tuple(by_id[a.id] for a in annotations), tags, tuple(edits), tuple(rejected), changed)
+
+    def _mask(self, image: np.ndarray, a: Annotation) -> tuple[np.ndarray, str]:
+        H, W = image.shape[:2]
+        poly = polygon_mask(a.segmentation, (H, W))
+        if poly is not None and poly.any():
+            return poly, "polygon"
+        m = np.zeros((H, W), bool)
+        b = a.bbox.clip(W, H)
+        x1, y1 = int(np.floor(b.x)), int(np.floor(b.y))
+        sil, how = grabcut_mask(image, b)
+        h, w = min(sil.shape[0], H - y1), min(sil.shape[1], W - x1)
+        if how == "grabcut" and sil.mean() > 0.25:
+            m[y1 : y1 + h, x1 : x1 + w] = sil[:h, :w]
+            return m, "grabcut"
+        m[y1 : int(np.ceil(b.y2)), x1 : int(np.ceil(b.x2))] = True
+        return m, "box"
+
+
+class DiffusionWeather(_Img2Img):
+    """Whole-frame condition by img2img at a reduced working size, plus the frame's own detail."""
+
+    def __init__(self, model: str | Path | Any, condition: str, prompt: str, *, strength: float = 0.45,
+                 steps: int = 30, guidance_scale: float = 7.5, work_px: int = 512, detail: float = 0.7,
+                 negative_prompt: str = "blurry, cartoon, painting", device: str = "auto", controlnet: str | None = None,
+                 config: str | None = None):
+        super().__init__(model, steps=steps, guidance_scale=guidance_scale, strength=strength, native=None,
+                         batch_size=1, negative_prompt=negative_prompt, device=device, controlnet=controlnet,
+                         config=config)
+        if not 0 <= detail <= 1:
+            raise ValueError(f"`detail` must be in [0, 1], but got {detail}")
+        self.condition, self.prompt, self.work_px, self.detail = condition, prompt, work_px, detail
+
+    def restyle(self, image: np.ndarray, annotations: Sequence[Annotation], rng: np.random.Generator) -> Restyled:
+        H, W = image.shape[:2]
+        s = self.work_px / max(H, W)
+        w, h = max(int(round(W * s / 8)) * 8, 8), max(int(round(H * s / 8)) * 8, 8)
+        seed = int(rng.integers(0, 2**31 - 1))
+        [gen] = self.run([image], [self.prompt], [seed], size=(w, h))
+        up = cv2.resize(gen, (W, H), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+        # The working size loses fine detail; put the frame's own back (what a blur at that scale removes).
+        sigma = max(1.0 / s / 2, 0.5)
+        hf = image.astype(np.float32) - cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma)
+        out = np.clip(np.round(up + self.detail * hf), 0, 255).astype(np.uint8)
+        tags = {"condition": self.condition, "condition_source": {
+            "method": "diffusion", "model": self.model_id, "prompt": self.prompt, "strength": self.strength,
+            "seed": seed, "work_size": [w, h]}}
+        return Restyled(out, tuple(annotations), tags)
