@@ -66,7 +66,7 @@ class Appearance:
                 str(r.model), [Style(s.name, s.prompt, s.category) for s in r.styles], self.names,
                 categories=r.categories, min_box_px=r.min_box_px, max_objects=r.max_objects, strength=r.strength,
                 steps=r.steps, guidance_scale=r.guidance_scale, native=r.native, context=r.context,
-                batch_size=r.batch_size, min_edge_iou=r.min_edge_iou, min_change=r.min_change, device=r.device,
+                batch_size=r.batch_size, min_edge_fscore=r.min_edge_fscore, max_edge_ratio=r.max_edge_ratio, min_change=r.min_change, device=r.device,
                 controlnet=str(r.controlnet) if r.controlnet else None, config=str(r.config) if r.config else None)
         return self._vehicles
 

@@ -242,7 +242,9 @@ class VehicleRestyleConfig(_Model):
     native: int | None = Field(None, multiple_of=8)
     context: float = Field(1.3, ge=1)
     batch_size: int = Field(4, ge=1)
-    min_edge_iou: float = Field(0.25, ge=0, le=1, description="refuse edits whose outline drifted more than this")
+    min_edge_fscore: float = Field(0.35, ge=0, le=1, description="refuse edits whose outline kept less than this "
+                                                                "(boundary F-score of before/after edges in the mask)")
+    max_edge_ratio: float = Field(2.5, gt=0, description="refuse edits with this many times the edges (new texture)")
     min_change: float = Field(4.0, ge=0, description="refuse edits that changed almost nothing (mean |diff| in mask)")
     controlnet: Path | None = Field(None, description="local ControlNet (canny) folder to hold the outline")
     device: str = "auto"

@@ -33,6 +33,9 @@ def grabcut_mask(rgb: np.ndarray, box: Box, iters: int = 5, margin: float = 0.15
     mask = np.zeros(crop.shape[:2], np.uint8)
     rect = (x1 - cx1, y1 - cy1, bw, bh)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models with k-means on OpenCV's global RNG: reset it so the same box
+    # always gives the same mask (resumed runs and rebuilt cut-out banks must reproduce).
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(crop, mask, rect, bgd, fgd, iters, cv2.GC_INIT_WITH_RECT)
     except cv2.error:

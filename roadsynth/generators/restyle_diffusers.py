@@ -4,8 +4,9 @@ Vehicle restyle: each selected vehicle gets a square context window, resized to 
 size, denoised from its own pixels at `strength` (0.7 keeps pose and outline, changes make and paint),
 and pasted back ONLY inside its mask (COCO polygon, else a GrabCut silhouette in the box, else the box),
 feathered inwards, so every pixel outside the mask is bit-identical to the input. Each edit is measured:
-the edge map inside the mask before vs after (IoU of 2-px-dilated Canny edges) says whether the outline
-survived; an edit below `min_edge_iou` or that barely changed anything is refused and the vehicle keeps
+the edge maps inside the mask before vs after (boundary F-score, `verify.edge_fscore`) say whether the
+outline survived; an edit below `min_edge_fscore`, one that grew new texture (edge density x `max_edge_ratio`)
+or that barely changed anything is refused and the vehicle keeps
 its pixels and label. A style may change the category (e.g. "an ambulance" -> ambulance).
 
 Weather by diffusion: the whole frame is styled at a reduced working size and upsampled, and the
@@ -30,6 +31,7 @@ from roadsynth.datasets.records import Annotation, Box, Provenance
 from roadsynth.generators.base import Restyled
 from roadsynth.generators.inpaint_diffusers import apply_offline_defaults, resolve_device
 from roadsynth.generators.masks import grabcut_mask
+from roadsynth.generators.verify import edge_density_ratio, edge_fscore
 
 
 @lru_cache(maxsize=2)
@@ -77,16 +79,6 @@ def load_img2img_pipeline(model: str, device: str = "auto", controlnet: str | No
         pipe.unet.to(memory_format=torch.channels_last)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def edge_iou(before: np.ndarray, after: np.ndarray, mask: np.ndarray, tolerance_px: int = 2) -> float:
-    """IoU of the Canny edge maps (dilated by `tolerance_px`) inside `mask`; 1.0 when neither has edges."""
-    k = np.ones((2 * tolerance_px + 1,) * 2, np.uint8)
-    m = mask.astype(bool)
-    e = [cv2.dilate(cv2.Canny(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), 60, 160), k) > 0 for x in (before, after)]
-    a, b = e[0] & m, e[1] & m
-    union = int((a | b).sum())
-    return 1.0 if union == 0 else float((a & b).sum() / union)
 
 
 def polygon_mask(segmentation: Any, shape: tuple[int, int]) -> np.ndarray | None:
@@ -170,7 +162,8 @@ class VehicleRestyler(_Img2Img):
     def __init__(self, model: str | Path | Any, styles: Sequence[Style], category_names: Mapping[int, str], *,
                  categories: Sequence[str] = ("car",), min_box_px: int = 24, max_objects: int = 3,
                  strength: float = 0.7, steps: int = 30, guidance_scale: float = 7.5, native: int | None = None,
-                 context: float = 1.3, batch_size: int = 4, feather_px: float = 2.0, min_edge_iou: float = 0.25,
+                 context: float = 1.3, batch_size: int = 4, feather_px: float = 2.0, min_edge_fscore: float = 0.35,
+                 max_edge_ratio: float = 2.5,
                  min_change: float = 4.0, negative_prompt: str = "blurry, deformed, cartoon", device: str = "auto",
                  controlnet: str | None = None, config: str | None = None):
         super().__init__(model, steps=steps, guidance_scale=guidance_scale, strength=strength, native=native,
@@ -178,8 +171,8 @@ class VehicleRestyler(_Img2Img):
                          config=config)
         if not styles:
             raise ValueError("`styles` must name at least one style")
-        if not 0 <= min_edge_iou <= 1:
-            raise ValueError(f"`min_edge_iou` must be in [0, 1], but got {min_edge_iou}")
+        if not 0 <= min_edge_fscore <= 1:
+            raise ValueError(f"`min_edge_fscore` must be in [0, 1], but got {min_edge_fscore}")
         if context < 1:
             raise ValueError(f"`context` must be >= 1, but got {context}")
         self.styles, self.names = list(styles), dict(category_names)
@@ -189,7 +182,8 @@ class VehicleRestyler(_Img2Img):
             raise ValueError(f"style categories {missing} are not in the dataset's categories {sorted(self.names.values())}")
         self.categories = {c.lower() for c in categories}
         self.min_box_px, self.max_objects, self.context = min_box_px, max_objects, context
-        self.feather_px, self.min_edge_iou, self.min_change = feather_px, min_edge_iou, min_change
+        self.feather_px, self.min_edge_fscore, self.min_change = feather_px, min_edge_fscore, min_change
+        self.max_edge_ratio = max_edge_ratio
 
     def select(self, annotations: Sequence[Annotation]) -> list[Annotation]:
         ok = [a for a in annotations if self.names.get(a.category_id, "").lower() in self.categories
@@ -222,12 +216,18 @@ class VehicleRestyler(_Img2Img):
             if self.feather_px > 0:  # inwards only: alpha is exactly 0 outside the mask
                 alpha = cv2.GaussianBlur(alpha, (0, 0), self.feather_px / 2) * m
             after = np.clip(np.round(before * (1 - alpha[..., None]) + gen * alpha[..., None]), 0, 255).astype(np.uint8)
-            scores = {"edge_iou": round(edge_iou(before, after, m), 3),
+            scores = {"edge_fscore": round(edge_fscore(before, after, m), 3),
+                      "edge_density_ratio": round(edge_density_ratio(before, after, m), 2),
                       "mean_change_in_mask": round(float(cv2.absdiff(before, after)[m].mean()) if m.any() else 0.0, 2),
                       "mask_pixels": int(m.sum()), "mask_method": how}
-            if scores["edge_iou"] < self.min_edge_iou:
+            if scores["edge_fscore"] < self.min_edge_fscore:
                 rejected.append({"annotation_id": a.id, "style": style.name, "scores": scores,
-                                 "reason": f"geometry drift: edge IoU {scores['edge_iou']} < {self.min_edge_iou}"})
+                                 "reason": f"geometry drift: edge F-score {scores['edge_fscore']} < {self.min_edge_fscore}"})
+                continue
+            if scores["edge_density_ratio"] > self.max_edge_ratio:
+                rejected.append({"annotation_id": a.id, "style": style.name, "scores": scores,
+                                 "reason": f"new texture: {scores['edge_density_ratio']}x the edges inside the mask "
+                                           f"> {self.max_edge_ratio}x"})
                 continue
             if scores["mean_change_in_mask"] < self.min_change:
                 rejected.append({"annotation_id": a.id, "style": style.name, "scores": scores,

@@ -79,6 +79,34 @@ def verify_object(before: np.ndarray, after: np.ndarray, mask: np.ndarray, claim
     return Verdict(True, "ok", tight, scores)
 
 
+def edge_fscore(before: np.ndarray, after: np.ndarray, mask: np.ndarray, tolerance_px: int = 1) -> float:
+    """Boundary F-score of the Canny edges inside `mask`: after-edges near a before-edge (precision) and
+    before-edges near an after-edge (recall), within `tolerance_px`. 1.0 when neither has edges.
+
+    Unlike an IoU of dilated edge maps, this punishes an output full of new texture edges (a noisy or
+    melted vehicle), not only one whose outline went missing.
+    """
+    k = np.ones((2 * tolerance_px + 1,) * 2, np.uint8)
+    m = mask.astype(bool)
+    e = [(cv2.Canny(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), 60, 160) > 0) & m for x in (before, after)]
+    near = [cv2.dilate(x.astype(np.uint8), k).astype(bool) for x in e]
+    n0, n1 = int(e[0].sum()), int(e[1].sum())
+    if n0 == 0 and n1 == 0:
+        return 1.0
+    if n0 == 0 or n1 == 0:
+        return 0.0
+    precision = float((e[1] & near[0]).sum() / n1)
+    recall = float((e[0] & near[1]).sum() / n0)
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def edge_density_ratio(before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> float:
+    """Canny edge pixels after / before inside `mask` (inf when before has none): > 2 means new texture."""
+    m = mask.astype(bool)
+    n0, n1 = (int(((cv2.Canny(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), 60, 160) > 0) & m).sum()) for x in (before, after))
+    return float(n1 / n0) if n0 else (0.0 if n1 == 0 else float("inf"))
+
+
 def outside_mask_identical(before: np.ndarray, after: np.ndarray, allowed: np.ndarray) -> tuple[bool, int]:
     """(identical?, number of differing pixels) outside the `allowed` (HxW bool) region."""
     differs = np.any(before != after, axis=2) & ~allowed.astype(bool)
