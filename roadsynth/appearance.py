@@ -14,6 +14,7 @@ import numpy as np
 
 from roadsynth.config import GenerateConfig
 from roadsynth.datasets.records import Annotation
+from roadsynth.generators.restyle import PaintRestyler, Style
 
 
 class Appearance:
@@ -59,15 +60,20 @@ class Appearance:
 
     def _vehicle_restyler(self):
         if self._vehicles is None:
-            from roadsynth.generators.restyle_diffusers import Style, VehicleRestyler
-
             r = self.g.restyle
-            self._vehicles = VehicleRestyler(
-                str(r.model), [Style(s.name, s.prompt, s.category) for s in r.styles], self.names,
-                categories=r.categories, min_box_px=r.min_box_px, max_objects=r.max_objects, strength=r.strength,
-                steps=r.steps, guidance_scale=r.guidance_scale, native=r.native, context=r.context,
-                batch_size=r.batch_size, min_edge_fscore=r.min_edge_fscore, max_edge_ratio=r.max_edge_ratio, min_change=r.min_change, device=r.device,
-                controlnet=str(r.controlnet) if r.controlnet else None, config=str(r.config) if r.config else None)
+            styles = [Style(s.name, s.prompt, s.category, s.color) for s in r.styles]
+            if r.method == "paint":
+                self._vehicles = PaintRestyler(styles, self.names, categories=r.categories, min_box_px=r.min_box_px,
+                                               max_objects=r.max_objects, strength=r.strength)
+            else:
+                from roadsynth.generators.restyle_diffusers import VehicleRestyler
+
+                self._vehicles = VehicleRestyler(
+                    str(r.model), styles, self.names, categories=r.categories, min_box_px=r.min_box_px,
+                    max_objects=r.max_objects, strength=r.strength, steps=r.steps, guidance_scale=r.guidance_scale,
+                    native=r.native, context=r.context, batch_size=r.batch_size, min_edge_fscore=r.min_edge_fscore,
+                    max_edge_ratio=r.max_edge_ratio, min_change=r.min_change, device=r.device,
+                    controlnet=str(r.controlnet) if r.controlnet else None, config=str(r.config) if r.config else None)
         return self._vehicles
 
     def _weather_restyler(self, condition: str, severity: int):

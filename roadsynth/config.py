@@ -223,20 +223,23 @@ class WeatherConfig(_Model):
 
 class RestyleStyle(_Model):
     name: str
-    prompt: str
+    prompt: str = Field("", description="diffusion: what the vehicle should become, e.g. 'a 1960s classic car'")
+    color: tuple[int, int, int] | None = Field(None, description="paint: RGB paint colour")
     category: str | None = Field(None, description="category the vehicle becomes (e.g. ambulance); None keeps it")
 
 
 class VehicleRestyleConfig(_Model):
-    """Restyle existing vehicles inside their masks with a local img2img checkpoint (4-channel UNet)."""
+    """Restyle existing vehicles inside their masks: `paint` (weight-free recolour) or `diffusion` (a local
+    img2img checkpoint with a 4-channel UNet, optional ControlNet)."""
 
-    model: Path
+    method: Literal["paint", "diffusion"] = "paint"
+    model: Path | None = None
     styles: list[RestyleStyle] = Field(..., min_length=1)
     categories: list[str] = Field(["car"], description="source categories that may be restyled")
     frame_prob: float = Field(0.5, ge=0, le=1, description="fraction of frames whose vehicles are restyled")
     max_objects: int = Field(2, ge=1)
     min_box_px: int = Field(24, ge=8)
-    strength: float = Field(0.7, gt=0, le=1)
+    strength: float = Field(0.7, gt=0, le=1, description="diffusion: denoising strength; paint: colour strength")
     steps: int = Field(30, ge=1)
     guidance_scale: float = 7.5
     native: int | None = Field(None, multiple_of=8)
@@ -249,6 +252,20 @@ class VehicleRestyleConfig(_Model):
     controlnet: Path | None = Field(None, description="local ControlNet (canny) folder to hold the outline")
     device: str = "auto"
     config: Path | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "VehicleRestyleConfig":
+        if self.method == "diffusion":
+            if self.model is None:
+                raise ValueError("`restyle.method: diffusion` needs `restyle.model` (a local img2img checkpoint)")
+            if missing := [s.name for s in self.styles if not s.prompt]:
+                raise ValueError(f"`restyle.method: diffusion` needs a `prompt` for styles {missing}")
+        elif missing := [s.name for s in self.styles if s.color is None]:
+            raise ValueError(f"`restyle.method: paint` needs a `color` for styles {missing}")
+        elif relabel := [s.name for s in self.styles if s.category is not None]:
+            raise ValueError(f"`restyle.method: paint` keeps categories (a colour change is not a new class), "
+                             f"but styles {relabel} set one")
+        return self
 
 
 class GenerateConfig(_Model):

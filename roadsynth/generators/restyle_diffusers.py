@@ -19,7 +19,6 @@ an inpainting checkpoint's 9-channel UNet cannot be used here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -27,10 +26,10 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
-from roadsynth.datasets.records import Annotation, Box, Provenance
+from roadsynth.datasets.records import Annotation, Provenance
 from roadsynth.generators.base import Restyled
 from roadsynth.generators.inpaint_diffusers import apply_offline_defaults, resolve_device
-from roadsynth.generators.masks import grabcut_mask
+from roadsynth.generators.restyle import Style, VehicleSelection, vehicle_mask
 from roadsynth.generators.verify import edge_density_ratio, edge_fscore
 
 
@@ -79,27 +78,6 @@ def load_img2img_pipeline(model: str, device: str = "auto", controlnet: str | No
         pipe.unet.to(memory_format=torch.channels_last)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def polygon_mask(segmentation: Any, shape: tuple[int, int]) -> np.ndarray | None:
-    """Full-frame bool mask of COCO polygons (None for RLE or no segmentation)."""
-    if not isinstance(segmentation, list) or not segmentation:
-        return None
-    m = np.zeros(shape, np.uint8)
-    polys = [np.round(np.asarray(p, np.float64).reshape(-1, 2)).astype(np.int32) for p in segmentation if len(p) >= 6]
-    if not polys:
-        return None
-    cv2.fillPoly(m, polys, 1)
-    return m.astype(bool)
-
-
-@dataclass(frozen=True)
-class Style:
-    """A restyle target: its prompt, and the category the vehicle becomes (None keeps it)."""
-
-    name: str
-    prompt: str
-    category: str | None = None
 
 
 class _Img2Img:
@@ -169,39 +147,26 @@ class VehicleRestyler(_Img2Img):
         super().__init__(model, steps=steps, guidance_scale=guidance_scale, strength=strength, native=native,
                          batch_size=batch_size, negative_prompt=negative_prompt, device=device, controlnet=controlnet,
                          config=config)
-        if not styles:
-            raise ValueError("`styles` must name at least one style")
         if not 0 <= min_edge_fscore <= 1:
             raise ValueError(f"`min_edge_fscore` must be in [0, 1], but got {min_edge_fscore}")
         if context < 1:
             raise ValueError(f"`context` must be >= 1, but got {context}")
-        self.styles, self.names = list(styles), dict(category_names)
-        self.ids = {n.lower(): i for i, n in self.names.items()}
-        missing = [s.category for s in self.styles if s.category is not None and s.category.lower() not in self.ids]
-        if missing:
-            raise ValueError(f"style categories {missing} are not in the dataset's categories {sorted(self.names.values())}")
-        self.categories = {c.lower() for c in categories}
-        self.min_box_px, self.max_objects, self.context = min_box_px, max_objects, context
-        self.feather_px, self.min_edge_fscore, self.min_change = feather_px, min_edge_fscore, min_change
-        self.max_edge_ratio = max_edge_ratio
-
-    def select(self, annotations: Sequence[Annotation]) -> list[Annotation]:
-        ok = [a for a in annotations if self.names.get(a.category_id, "").lower() in self.categories
-              and min(a.bbox.w, a.bbox.h) >= self.min_box_px and a.provenance is None]
-        return sorted(ok, key=lambda a: -a.bbox.area)[: self.max_objects]  # the largest show the style best
+        self.selection = VehicleSelection(styles, category_names, categories, min_box_px, max_objects)
+        self.context, self.feather_px, self.min_change = context, feather_px, min_change
+        self.min_edge_fscore, self.max_edge_ratio = min_edge_fscore, max_edge_ratio
 
     def restyle(self, image: np.ndarray, annotations: Sequence[Annotation], rng: np.random.Generator) -> Restyled:
         H, W = image.shape[:2]
-        chosen = self.select(annotations)
+        sel = self.selection
         jobs = []
-        for a in chosen:
-            style = self.styles[int(rng.integers(len(self.styles)))]
+        for a in sel.select(annotations):
+            style = sel.styles[int(rng.integers(len(sel.styles)))]
             seed = int(rng.integers(0, 2**31 - 1))
             side = min(max(int(math.ceil(max(a.bbox.w, a.bbox.h) * self.context)), 32), W, H)
             cx, cy = a.bbox.center
             x1 = int(np.clip(round(cx - side / 2), 0, W - side))
             y1 = int(np.clip(round(cy - side / 2), 0, H - side))
-            mask, how = self._mask(image, a)
+            mask, how = vehicle_mask(image, a)
             jobs.append((a, style, seed, (x1, y1, x1 + side, y1 + side), mask, how))
         crops = [image[y1:y2, x1:x2] for *_, (x1, y1, x2, y2), _, _ in jobs]
         styled = self.run(crops, [j[1].prompt for j in jobs], [j[2] for j in jobs])
@@ -235,32 +200,15 @@ class VehicleRestyler(_Img2Img):
                 continue
             out[y1:y2, x1:x2] = after
             changed[y1:y2, x1:x2] |= m
-            cat = self.ids[style.category.lower()] if style.category else a.category_id
             prov = Provenance(method="restyle", source=self.model_id, seed=seed, params={
                 "style": style.name, "prompt": style.prompt, "strength": self.strength, "steps": self.steps,
                 "guidance_scale": self.guidance, "controlnet": self.controlnet, "window": [x1, y1, x2, y2],
-                "native": self.native, "original_category": self.names.get(a.category_id), **scores})
-            by_id[a.id] = Annotation(a.id, a.image_id, cat, a.bbox, a.area, a.iscrowd, a.segmentation, prov,
-                                     {**dict(a.attributes), "restyled": style.name})
-            edits.append({"annotation_id": a.id, "style": style.name, "category": self.names.get(cat), **scores})
+                "native": self.native, "original_category": sel.names.get(a.category_id), **scores})
+            by_id[a.id] = sel.relabel(a, style, prov)
+            edits.append({"annotation_id": a.id, "style": style.name, "category": sel.names.get(by_id[a.id].category_id),
+                          **scores})
         tags = {"restyled_vehicles": len(edits)} if edits else {}
         return Restyled(out, tuple(by_id[a.id] for a in annotations), tags, tuple(edits), tuple(rejected), changed)
-
-    def _mask(self, image: np.ndarray, a: Annotation) -> tuple[np.ndarray, str]:
-        H, W = image.shape[:2]
-        poly = polygon_mask(a.segmentation, (H, W))
-        if poly is not None and poly.any():
-            return poly, "polygon"
-        m = np.zeros((H, W), bool)
-        b = a.bbox.clip(W, H)
-        x1, y1 = int(np.floor(b.x)), int(np.floor(b.y))
-        sil, how = grabcut_mask(image, b)
-        h, w = min(sil.shape[0], H - y1), min(sil.shape[1], W - x1)
-        if how == "grabcut" and sil.mean() > 0.25:
-            m[y1 : y1 + h, x1 : x1 + w] = sil[:h, :w]
-            return m, "grabcut"
-        m[y1 : int(np.ceil(b.y2)), x1 : int(np.ceil(b.x2))] = True
-        return m, "box"
 
 
 class DiffusionWeather(_Img2Img):

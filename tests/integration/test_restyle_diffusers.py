@@ -140,6 +140,7 @@ generate:
   - {{name: vehicles, format: yolo, path: {DATA}/vehicles, camera: {{horizon_frac: 0.5}},
      filter: {{require_categories: [Car], min_box_area: 2500}}}}
   restyle:
+    method: diffusion
     model: {models / "sd"}
     styles: [{{name: ambulance, prompt: an ambulance on the road, category: Ambulance}}]
     categories: [Car]

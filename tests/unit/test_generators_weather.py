@@ -149,3 +149,31 @@ def test_weather_after_insertion_keeps_inserted_objects_and_their_provenance(tmp
     for a, b in zip(fog.images, clear.images):
         x, y = (load_image(tmp_path / d / "images" / im.file_name).astype(int) for d, im in (("fog", a), ("plain", b)))
         assert np.abs(x - y).mean() > 5
+
+
+def test_paint_restyle_recolours_inside_the_silhouette_only():
+    from roadsynth.datasets.yolo import read_yolo
+    from roadsynth.generators.restyle import PaintRestyler, Style
+    from roadsynth.generators.verify import edge_fscore, outside_mask_identical
+
+    ds, root = read_yolo(DATA / "vehicles")
+    names = {c.id: c.name for c in ds.categories}
+    by_image = ds.annotations_by_image()
+    im = next(i for i in ds.images if any(names[a.category_id] == "Car" and min(a.bbox.w, a.bbox.h) >= 60
+                                          for a in by_image.get(i.id, [])))
+    rgb, anns = load_image(root / im.file_name), by_image[im.id]
+    red = Style("red", color=(180, 20, 25))
+    out = PaintRestyler([red], names, categories=["Car"], min_box_px=60, max_objects=1).restyle(
+        rgb, anns, np.random.default_rng(0))
+    assert len(out.edits) == 1 and out.mask.any()
+    assert outside_mask_identical(rgb, out.image, out.mask)[0]
+    m = out.mask
+    assert out.image[m][:, 0].astype(int).mean() > rgb[m][:, 0].astype(int).mean() + 10  # redder
+    assert edge_fscore(rgb, out.image, m) > 0.7  # shading and outline kept
+    edited = next(a for a in out.annotations if a.provenance is not None)
+    assert edited.bbox == next(a for a in anns if a.id == edited.id).bbox and names[edited.category_id] == "Car"
+    assert edited.provenance.params["style"] == "red" and edited.attributes["restyled"] == "red"
+    with pytest.raises(ValueError, match="paint styles need a `color`"):
+        PaintRestyler([Style("x", prompt="a classic car")], names)
+    with pytest.raises(ValueError, match="paint styles keep the vehicle's category"):
+        PaintRestyler([Style("ambulance-white", color=(240, 240, 240), category="Ambulance")], names)
