@@ -317,6 +317,16 @@ class ExperimentConfig(_Model):
     seeds: list[int] = [0, 1, 2]
     detector: DetectorConfig = DetectorConfig()
     slice_by: list[str] = Field([], description="test-image attributes to report metrics per value of (e.g. condition)")
+    test_conditions: list[str] = Field([], description="add a weathered copy of every test image per condition "
+                                                       "(robustness slices; `condition` is then reported)")
+    test_severity: int = Field(2, ge=1, le=3)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExperimentConfig":
+        unknown = sorted(set(self.test_conditions) - set(WEATHER_CONDITIONS))
+        if unknown:
+            raise ValueError(f"`test_conditions` must be among {', '.join(WEATHER_CONDITIONS)}, but got {unknown}")
+        return self
     eval_backend: Literal["faster", "pycocotools"] = "faster"
     bootstrap: int = Field(500, ge=0)
 

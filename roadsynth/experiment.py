@@ -108,11 +108,57 @@ def load_split(path: Path) -> Split:
 
 
 def prepare_splits(cfg: Config, out_dir: Path) -> dict[str, Path]:
-    """Real train/val/test splits (train thinned) as `splits/<name>.json`."""
+    """Real train/val/test splits (train thinned) as `splits/<name>.json`; the test split gets weathered
+    copies when `experiment.test_conditions` asks for them."""
     if cfg.experiment is None:
         raise ValueError("config has no `experiment` section")
     splits = split_real(cfg, load_real(cfg))
+    e = cfg.experiment
+    if e.test_conditions:
+        splits["test"] = add_test_conditions(splits["test"], e.test_conditions, e.test_severity,
+                                             e.real.split_seed, out_dir / "splits" / "test_images")
     return {name: write_split(sp, out_dir / "splits" / f"{name}.json") for name, sp in splits.items()}
+
+
+def add_test_conditions(test: Split, conditions: list[str], severity: int, seed: int, root: Path) -> Split:
+    """The test split plus one weathered copy of each image per condition, all tagged `condition`.
+
+    Originals are linked under `clear/`, copies written under `<condition>/` (deterministic per image, so
+    re-running writes the same files). Labels are the originals': the effects are pixel-level. Copies of
+    one image are correlated, so per-condition slices say more than the pooled mAP's interval suggests.
+    """
+    from roadsynth.datasets.io import load_image, save_image_atomic
+    from roadsynth.datasets.records import Annotation, ImageRecord
+    from roadsynth.generators.weather import WeatherRestyler
+
+    root.mkdir(parents=True, exist_ok=True)
+    link = root / "clear"
+    if not link.is_symlink():
+        os.symlink(test.images_root.resolve(), link, target_is_directory=True)
+    by_image = test.dataset.annotations_by_image()
+    images, anns = [], []
+
+    def add(rec: ImageRecord, file_name: str, attrs: dict, labels) -> None:
+        new_id = len(images) + 1
+        images.append(ImageRecord(new_id, file_name, rec.width, rec.height, {**dict(rec.attributes), **attrs}))
+        for a in labels:
+            anns.append(Annotation(len(anns) + 1, new_id, a.category_id, a.bbox, a.area, a.iscrowd, a.segmentation,
+                                   a.provenance, a.attributes))
+
+    for rec in test.dataset.images:
+        add(rec, f"clear/{rec.file_name}", {"condition": "clear"}, by_image.get(rec.id, []))
+    for k, condition in enumerate(conditions):
+        restyler = WeatherRestyler(condition, severity)
+        for rec in test.dataset.images:
+            name = f"{condition}/{Path(rec.file_name).with_suffix('.jpg')}"
+            labels = by_image.get(rec.id, [])
+            rgb = load_image(test.images_root / rec.file_name)
+            out = restyler.restyle(rgb, labels, np.random.default_rng([seed, rec.id, k]))
+            if not (root / name).exists():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                save_image_atomic(root / name, out.image, quality=95)
+            add(rec, name, {"condition": condition, "severity": severity}, out.annotations)
+    return Split(test.dataset.with_(images=tuple(images), annotations=tuple(anns)), root)
 
 
 def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> Path:
@@ -241,7 +287,10 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
     d = cfg.experiment.detector
     context = {
         "real train images (after long-tail thinning)": f"{len(train.dataset.images)} ({count_per_category(train.dataset)})",
-        "real test images": f"{len(test.dataset.images)} ({count_per_category(test.dataset)})",
+        "real test images": f"{len(test.dataset.images)} ({count_per_category(test.dataset)})" + (
+            f", of which {len(cfg.experiment.test_conditions)} weathered copies of each original "
+            f"({', '.join(cfg.experiment.test_conditions)}, severity {cfg.experiment.test_severity})"
+            if cfg.experiment.test_conditions else ""),
         "long-tail thinning": cfg.experiment.real.long_tail or "none",
         "generated images / objects": f"{manifest.get('images', 0)} / {manifest.get('generated_per_category', {})}",
         "detector": f"{d.model}, imgsz {d.imgsz}, {d.epochs} epochs, batch {d.batch}, device {d.device}",
@@ -249,7 +298,10 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
         "bootstrap": f"{cfg.experiment.bootstrap} paired resamples of the {len(test.dataset.images)} test images",
     }
     examples = _examples(generated, gen_dir) if generated else []
-    slices = slice_metrics(test.dataset, evals, cfg.experiment.slice_by)
+    slice_by = list(cfg.experiment.slice_by)
+    if cfg.experiment.test_conditions and "condition" not in slice_by:
+        slice_by.append("condition")
+    slices = slice_metrics(test.dataset, evals, slice_by)
     return write_report(out_dir, rows, title=f"roadsynth experiment: {cfg.name}", context=context,
                         comparisons=comparisons, figures=figures, examples=examples,
                         extras={"leakage": [str(x) for x in leaks], "budget": budget, "slices": slices})
