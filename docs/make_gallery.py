@@ -46,8 +46,64 @@ def main() -> None:
         rows = place_preview(cfg, Path(tmp) / "place", n=4)
         for k, r in enumerate(rows[:2]):
             save_image_atomic(OUT / f"placement_{k}.jpg", load_image(Path(tmp) / "place" / r["overlay"]), 88)
+    weather_gallery()
+    restyle_gallery()
     print(f"wrote {OUT}")
 
 
-if __name__ == "__main__":
-    main()
+def label(img: np.ndarray, text: str) -> np.ndarray:
+    import cv2
+
+    img = img.copy()
+    cv2.putText(img, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
+    cv2.putText(img, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
+    return img
+
+
+def weather_gallery(width: int = 320) -> None:
+    """One real frame (nuScenes, 1600x900) under every condition at severity 2, plus a CamVid frame at 1-3."""
+    import cv2
+
+    from roadsynth.generators.weather import CONDITIONS, WeatherRestyler
+
+    frame = load_image(next((ROOT / "tests/fixtures/nuscenes").glob("*CAM_FRONT__*.jpg")))
+    tiles = [label(cv2.resize(frame, (width, width * 9 // 16), interpolation=cv2.INTER_AREA), "original")]
+    for c in CONDITIONS:
+        out = WeatherRestyler(c, 2).restyle(frame, [], np.random.default_rng(4)).image
+        tiles.append(label(cv2.resize(out, (width, width * 9 // 16), interpolation=cv2.INTER_AREA), c))
+    rows = [np.concatenate(tiles[i : i + 4], axis=1) for i in range(0, 8, 4)]
+    save_image_atomic(OUT / "weather_conditions.jpg", np.concatenate(rows, axis=0), 88)
+    cam = load_image(ROOT / "data/sample/camvid/images/0016E5_04440.jpg")
+    sev = [label(cv2.resize(WeatherRestyler(c, s).restyle(cam, [], np.random.default_rng(1)).image, (width, width * 3 // 4),
+                            interpolation=cv2.INTER_AREA), f"{c} {s}") for c in ("rain", "fog", "night") for s in (1, 2, 3)]
+    rows = [np.concatenate(sev[i : i + 3], axis=1) for i in range(0, 9, 3)]
+    save_image_atomic(OUT / "weather_severity.jpg", np.concatenate(rows, axis=0), 88)
+
+
+def restyle_gallery() -> None:
+    """Paint restyle (weight-free) on bundled vehicle photos: before | after | vehicle mask outlined."""
+    import cv2
+
+    from roadsynth.datasets.yolo import read_yolo
+    from roadsynth.generators.restyle import PaintRestyler, Style
+
+    ds, root = read_yolo(ROOT / "data/sample/vehicles")
+    names = {c.id: c.name for c in ds.categories}
+    by_image = ds.annotations_by_image()
+    picks = {"2d499dab8c71a566.jpg": Style("yellow", color=(235, 190, 30)),
+             "1d9e2bdfc0ef4f35.jpg": Style("red", color=(175, 25, 30)),
+             "02d437a356a7c16e.jpg": Style("blue", color=(30, 60, 160))}
+    rows = []
+    for im in ds.images:
+        if im.file_name not in picks:
+            continue
+        restyler = PaintRestyler([picks[im.file_name]], names, categories=["Car"], min_box_px=80, max_objects=1)
+        rgb = load_image(root / im.file_name)
+        out = restyler.restyle(rgb, by_image.get(im.id, []), np.random.default_rng(0))
+        outline = out.image.copy()
+        contours, _ = cv2.findContours(out.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(outline, contours, -1, (255, 255, 255), 2)
+        h = int(rgb.shape[0] * 320 / rgb.shape[1])
+        rows.append(np.concatenate([pair(rgb, out.image, 320), np.full((h, 6, 3), 255, np.uint8),
+                                    cv2.resize(outline, (320, h), interpolation=cv2.INTER_AREA)], axis=1))
+    save_image_atomic(OUT / "restyle_paint.jpg", np.concatenate(rows, axis=0), 88)

@@ -55,10 +55,22 @@ def vehicle_mask(image: np.ndarray, a: Annotation) -> tuple[np.ndarray, str]:
     sil, how = grabcut_mask(image, b)
     h, w = min(sil.shape[0], H - y1), min(sil.shape[1], W - x1)
     if how == "grabcut" and sil.mean() > 0.25:
-        m[y1 : y1 + h, x1 : x1 + w] = sil[:h, :w]
+        m[y1 : y1 + h, x1 : x1 + w] = _solid(sil[:h, :w])
         return m, "grabcut"
     m[y1 : int(np.ceil(b.y2)), x1 : int(np.ceil(b.x2))] = True
     return m, "box"
+
+
+def _solid(mask: np.ndarray) -> np.ndarray:
+    """A vehicle is one solid body: close small gaps and fill holes GrabCut leaves at windows and lights."""
+    m = mask.astype(np.uint8)
+    k = max(min(m.shape) // 20, 1) * 2 + 1
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if contours:
+        m = np.zeros_like(m)
+        cv2.drawContours(m, [max(contours, key=cv2.contourArea)], -1, 1, -1)
+    return m.astype(bool) & (mask.astype(bool) | cv2.erode(m, np.ones((3, 3), np.uint8)).astype(bool))
 
 
 class VehicleSelection:
@@ -119,6 +131,10 @@ class PaintRestyler:
         for a in sel.select(annotations):
             style = sel.styles[int(rng.integers(len(sel.styles)))]
             mask, how = vehicle_mask(image, a)
+            if how == "box":  # a box-shaped coat of paint would recolour the road and sky around the car
+                rejected.append({"annotation_id": a.id, "style": style.name,
+                                 "reason": "no silhouette (polygon or GrabCut) to paint inside"})
+                continue
             ys, xs = np.nonzero(mask)
             y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
             m = mask[y1:y2, x1:x2]
