@@ -158,6 +158,60 @@ def restyle(
     _print_failures(out)
 
 
+@app.command()
+def export(
+    dataset: Path = typer.Argument(..., help="a generated dataset folder (annotations.json + images/)"),
+    out: Path = typer.Option(..., "--out", help="COCO JSON to write (standard keys only)"),
+    curated: bool = typer.Option(False, "--curated", help="export curated.json (the UI's accept/reject decisions)"),
+) -> None:
+    """Standard COCO for FiftyOne / CVAT: flat scalar attributes, no nested provenance (see README)."""
+    from roadsynth.datasets.coco import CocoFormatError, plain_coco_dict, read_coco
+    from roadsynth.datasets.io import atomic_write_json
+
+    src = dataset / ("curated.json" if curated else "annotations.json")
+    try:
+        ds = read_coco(src)
+    except CocoFormatError as e:
+        _fail(str(e))
+    atomic_write_json(out, plain_coco_dict(ds))
+    console.print(f"[green]{len(ds.images)} images, {len(ds.annotations)} annotations -> {out} "
+                  f"(images: {dataset / 'images'})[/green]")
+
+
+@app.command()
+def ui(
+    config: Optional[Path] = typer.Option(None, "--config", help="roadsynth config: enables Generate (scene frames, cut-outs)"),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="a generated dataset folder to review and curate"),
+    experiment: Optional[Path] = typer.Option(None, "--experiment", help="an experiment folder: its detectors for the Detections view"),
+    session: Optional[Path] = typer.Option(None, "--session", help="where generated samples go (default runs/ui/<UTC time>)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (localhost by default)"),
+    port: int = typer.Option(7860, "--port"),
+) -> None:
+    """Browser UI: generate samples (Paste / Ours (inpainting) / Original), compare, review and curate (needs `.[ui]`)."""
+    import datetime as dt
+
+    try:
+        from roadsynth.ui import build_app, launch
+    except ImportError as e:
+        _fail(f"the UI needs Gradio: pip install -e \".[ui]\" ({e})")
+    studio = None
+    if config is not None:
+        from roadsynth.review import Studio
+
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        studio = Studio(_load(config), session or Path("runs") / "ui" / stamp)
+        console.print(f"samples go to {studio.session}")
+    if dataset is not None and not (dataset / "annotations.json").is_file():
+        _fail(f"{dataset}: not a generated dataset folder (no annotations.json)")
+    if experiment is not None and not (experiment / "splits" / "test.json").is_file():
+        _fail(f"{experiment}: not an experiment folder (no splits/test.json)")
+    try:
+        app = build_app(studio=studio, dataset=dataset, experiment=experiment)
+    except ValueError as e:
+        _fail(str(e))
+    launch(app, host, port)
+
+
 def _print_failures(out: Path) -> None:
     failures = json.loads((out / "manifest.json").read_text()).get("failures", [])
     if failures:

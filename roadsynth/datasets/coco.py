@@ -89,6 +89,35 @@ def dataset_to_coco_dict(ds: Dataset) -> dict[str, Any]:
     return {"info": dict(ds.info), "images": images, "annotations": anns, "categories": cats}
 
 
+_SCALAR = (str, int, float, bool)
+
+
+def plain_coco_dict(ds: Dataset) -> dict[str, Any]:
+    """Standard COCO only, for tools that import COCO strictly (FiftyOne, CVAT/Datumaro, pycocotools).
+
+    Images keep id/file_name/width/height plus their scalar attributes (e.g. `condition`, `scene`);
+    annotations keep the standard keys plus a flat `attributes` dict of scalars: the object's own scalar
+    attributes and, for generated objects, `generated`, `method`, `source`, `seed` and `prompt` from the
+    provenance (nested provenance and verifier scores stay in the full annotations.json).
+    """
+    full = dataset_to_coco_dict(ds)
+    images = [{k: v for k, v in im.items() if k in ("id", "file_name", "width", "height") or isinstance(v, _SCALAR)}
+              for im in full["images"]]
+    anns = []
+    for a in full["annotations"]:
+        attrs = {k: v for k, v in a.get("attributes", {}).items() if isinstance(v, _SCALAR)}
+        prov = a.get("provenance")
+        attrs["generated"] = prov is not None
+        if prov is not None:
+            attrs.update({k: prov[k] for k in ("method", "source", "seed", "prompt", "style") if isinstance(prov.get(k), _SCALAR)})
+        out = {k: a[k] for k in ("id", "image_id", "category_id", "bbox", "area", "iscrowd")}
+        out["segmentation"] = a.get("segmentation") or []
+        out["attributes"] = attrs
+        anns.append(out)
+    info = {k: v for k, v in full["info"].items() if isinstance(v, _SCALAR)}
+    return {"info": info, "images": images, "annotations": anns, "categories": full["categories"]}
+
+
 def read_coco(path: str | Path) -> Dataset:
     path = Path(path)
     try:

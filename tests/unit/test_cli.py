@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from roadsynth.cli import app
 from roadsynth.datasets.io import save_image_atomic
-from tests.conftest import DATA
+from tests.conftest import DATA, ROOT
 
 runner = CliRunner()
 
@@ -94,3 +94,34 @@ def test_coco_scene_source_drops_bad_records_and_reports_them(tmp_path):
     assert [im.id for im in ds.images] == [1] and [a.id for a in ds.annotations] == [1]
     errors = " | ".join(p["error"] for p in ds.info["problems"])
     assert "annotation 2: `bbox` must be 4 numbers" in errors and "escapes the images root" in errors
+
+
+def test_export_plain_coco_opens_in_pycocotools(tmp_path):
+    """`roadsynth export`: standard keys, flat scalar attributes, curated decisions respected."""
+    from pycocotools.coco import COCO
+
+    from roadsynth.config import load_config
+    from roadsynth.generate import generate_dataset
+    from roadsynth.review import Review
+
+    cfg = load_config(ROOT / "configs" / "animals.yaml")
+    cfg = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"n_images": 3, "chunk_size": 3})})
+    generate_dataset(cfg, tmp_path / "gen")
+    review = Review(tmp_path / "gen")
+    gen_ids = [a.id for a in review.dataset.annotations if a.generated]
+    review.decide(gen_ids[0], accept=False)
+    for curated in (False, True):
+        out = tmp_path / f"plain_{curated}.json"
+        r = CliRunner().invoke(app, ["export", str(tmp_path / "gen"), "--out", str(out)] + (["--curated"] if curated else []))
+        assert r.exit_code == 0, r.output
+        d = json.loads(out.read_text())
+        for a in d["annotations"]:
+            assert set(a) == {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "attributes"}
+            assert all(isinstance(v, (str, int, float, bool)) for v in a["attributes"].values())
+        for im in d["images"]:
+            assert all(isinstance(v, (str, int, float, bool)) for v in im.values())
+        generated = [a for a in d["annotations"] if a["attributes"]["generated"]]
+        assert all(a["attributes"]["method"] == "paste" and a["attributes"]["source"] for a in generated)
+        assert (gen_ids[0] in {a["id"] for a in d["annotations"]}) is not curated
+        coco = COCO(str(out))
+        assert len(coco.getAnnIds()) == len(d["annotations"]) and len(coco.getImgIds()) == 3

@@ -1,0 +1,215 @@
+"""What the review/demo UI does, without the UI: sample generation, box drawing, curation, detections.
+
+`Studio` generates samples with the same chunk code the flows run (`generate.run_chunk` + `assemble`)
+into a session folder that is itself a generated dataset; `Review` opens any generated dataset, draws its
+boxes, lists each generated object with its provenance and verifier scores, and records accept/reject
+decisions into `curated.json` (standard COCO minus the rejected objects, written atomically), which
+FiftyOne and CVAT import as any COCO file. The Gradio adapter (`roadsynth.ui`) only wires widgets to these.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from roadsynth.config import Config, save_config
+from roadsynth.datasets.coco import dataset_to_coco_dict, read_coco
+from roadsynth.datasets.io import atomic_write_json, load_image
+from roadsynth.datasets.records import Annotation, Dataset
+
+BoxMode = Literal["None", "Generated", "All"]
+Method = Literal["Original", "Ours (inpainting)", "Paste"]
+
+GENERATED = (255, 60, 40)
+EXISTING = (255, 255, 255)
+REJECTED = (140, 140, 140)
+DETECTION = (40, 200, 255)
+
+
+def draw_boxes(rgb: np.ndarray, anns: list[Annotation], names: dict[int, str], mode: BoxMode,
+               rejected: set[int] = frozenset()) -> np.ndarray:
+    """Generated objects red (grey once rejected), existing labels white; `mode` picks which are drawn."""
+    out = rgb.copy()
+    if mode == "None":
+        return out
+    for a in anns:
+        if mode == "Generated" and not a.generated:
+            continue
+        color = (REJECTED if a.id in rejected else GENERATED) if a.generated else EXISTING
+        x1, y1, x2, y2 = (int(round(v)) for v in a.bbox.xyxy())
+        cv2.rectangle(out, (x1, y1), (x2, y2), color, 2 if a.generated else 1)
+        if a.generated:
+            text = f"#{a.id} {names.get(a.category_id, a.category_id)}" + (" (rejected)" if a.id in rejected else "")
+            cv2.putText(out, text, (x1, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+    return out
+
+
+@dataclass
+class Review:
+    """A generated dataset folder under review; decisions persist in `curated.json` beside it."""
+
+    folder: Path
+    dataset: Dataset = field(init=False)
+    rejected: set[int] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.folder = Path(self.folder)
+        self.reload()
+
+    def reload(self) -> None:
+        self.dataset = read_coco(self.folder / "annotations.json")
+        curated = self.folder / "curated.json"
+        ids = {a.id for a in self.dataset.annotations if a.generated}
+        if curated.exists():  # earlier decisions survive a restart of the UI
+            self.rejected = set(json.loads(curated.read_text()).get("info", {}).get("rejected_annotation_ids", [])) & ids
+        else:
+            self.rejected &= ids
+
+    @property
+    def names(self) -> dict[int, str]:
+        return {c.id: c.name for c in self.dataset.categories}
+
+    def __len__(self) -> int:
+        return len(self.dataset.images)
+
+    def annotations(self, index: int) -> list[Annotation]:
+        im = self.dataset.images[index]
+        return [a for a in self.dataset.annotations if a.image_id == im.id]
+
+    def image(self, index: int) -> np.ndarray:
+        return load_image(self.folder / "images" / self.dataset.images[index].file_name)
+
+    def original(self, index: int) -> np.ndarray | None:
+        """The background frame the sample was made from (when its path is recorded and readable)."""
+        p = self.dataset.images[index].attributes.get("background_path")
+        return load_image(p) if p and Path(p).is_file() else None
+
+    def render(self, index: int, mode: BoxMode) -> np.ndarray:
+        return draw_boxes(self.image(index), self.annotations(index), self.names, mode, self.rejected)
+
+    def objects(self, index: int) -> list[dict[str, Any]]:
+        """One row per generated object: id, category, decision, method/source, verifier scores."""
+        rows = []
+        for a in self.annotations(index):
+            if not a.generated:
+                continue
+            p = a.provenance.to_dict()
+            scores = p.get("verifier", {})
+            rows.append({"id": a.id, "category": self.names.get(a.category_id), "status":
+                         "rejected" if a.id in self.rejected else "accepted", "method": p.get("method"),
+                         "source": p.get("source"), "prompt": p.get("prompt", ""), "seed": p.get("seed"),
+                         "changed_frac_in_mask": scores.get("changed_frac_in_mask"),
+                         "mean_change_in_mask": scores.get("mean_change_in_mask"),
+                         "spill_frac": scores.get("spill_frac"),
+                         "box": [round(v, 1) for v in a.bbox.xywh()]})
+        return rows
+
+    def decide(self, annotation_id: int, accept: bool) -> Path:
+        ids = {a.id for a in self.dataset.annotations if a.generated}
+        if annotation_id not in ids:
+            raise ValueError(f"annotation {annotation_id} is not a generated object of {self.folder / 'annotations.json'}")
+        (self.rejected.discard if accept else self.rejected.add)(annotation_id)
+        return self.write_curated()
+
+    def write_curated(self) -> Path:
+        """`curated.json`: the dataset minus rejected objects (atomic write); the decisions ride in `info`."""
+        keep = tuple(a for a in self.dataset.annotations if a.id not in self.rejected)
+        ds = self.dataset.with_(annotations=keep, info={**dict(self.dataset.info),
+                                                        "rejected_annotation_ids": sorted(self.rejected),
+                                                        "curated_from": "annotations.json"})
+        path = self.folder / "curated.json"
+        atomic_write_json(path, dataset_to_coco_dict(ds))
+        return path
+
+
+class Studio:
+    """Generate one sample at a time from a config, through the flows' own chunk code."""
+
+    def __init__(self, cfg: Config, session: Path):
+        if cfg.generate.insert is None:
+            raise ValueError("the UI generates objects: the config needs `generate.insert`")
+        from roadsynth import generate as gen
+
+        self.gen, self.cfg, self.session = gen, cfg, Path(session)
+        self.session.mkdir(parents=True, exist_ok=True)
+        self.sources = gen.load_scene_sources(cfg.generate)
+        self.frames = [(s, im) for s, (ds, _) in enumerate(self.sources) for im in ds.images]
+        self.bank = gen.build_bank_for(cfg.generate)
+        self.samples = len(list(self.session.glob("chunks/*.json")))
+        self._inserters: dict[tuple, Any] = {}
+
+    def frame_labels(self) -> list[str]:
+        return [f"{k}: {self.cfg.generate.scenes[s].name}/{im.file_name}" for k, (s, im) in enumerate(self.frames)]
+
+    def frame(self, k: int) -> np.ndarray:
+        s, im = self.frames[k]
+        return load_image(self.sources[s][1] / im.file_name)
+
+    def generate(self, frame_index: int, n_objects: int, method: Method, prompt: str = "", strength: float = 0.7,
+                 seed: int | None = None) -> Review:
+        """Append one sample (the chosen frame with `n_objects` inserted) to the session dataset."""
+        if not 0 <= frame_index < len(self.frames):
+            raise ValueError(f"`frame_index` must be in [0, {len(self.frames) - 1}], but got {frame_index}")
+        if not 1 <= n_objects <= 20:
+            raise ValueError(f"`n_objects` must be in [1, 20], but got {n_objects}")
+        if method not in ("Original", "Paste", "Ours (inpainting)"):
+            raise ValueError(f"`method` must be Original, Paste or Ours (inpainting), but got {method!r}")
+        g = self.cfg.generate
+        insert = g.insert.model_copy(update={"objects_per_image": (n_objects, n_objects), "method": "paste"})
+        if method == "Ours (inpainting)":
+            if g.insert.inpaint is None:
+                raise ValueError("`Ours (inpainting)` needs `generate.insert.inpaint` in the config (a local checkpoint)")
+            prompts = {c: prompt for c in g.insert.categories} if prompt.strip() else g.insert.inpaint.prompts
+            insert = insert.model_copy(update={"method": "inpaint", "inpaint": g.insert.inpaint.model_copy(
+                update={"prompts": prompts, "strength": strength})})
+        cfg = self.cfg.model_copy(update={"generate": g.model_copy(update={"insert": insert})})
+        s, im = self.frames[frame_index]
+        index = self.samples
+        job = self.gen.FrameJob(index, s, im.id, int(seed if seed is not None else 1000 + index))
+        if method == "Original":  # the frame as it is, through the same chunk code with insertion off
+            cfg = self.cfg.model_copy(update={"generate": g.model_copy(update={"insert": None})})
+            inserter = None
+        else:
+            key = (insert.method, prompt, strength)
+            if key not in self._inserters:
+                self._inserters[key] = self.gen.make_inserter(cfg.generate, self.bank)
+            inserter = self._inserters[key]
+        self.gen.run_chunk(cfg, index, [job], self.session, self.bank, self.sources, inserter)
+        self.samples += 1
+        save_config(self.cfg, self.session / "config.yaml")
+        # Category ids come from the scene sources plus the insert categories, the same for every sample.
+        self.gen.assemble(self.cfg, self.session, self.samples, self.sources)
+        return Review(self.session)
+
+
+def list_runs(experiment_dir: Path) -> list[dict[str, Any]]:
+    """Finished detector runs of an experiment folder (arm, seed, weights, mAP), best first."""
+    rows = []
+    for p in sorted(Path(experiment_dir).glob("runs/*/metrics.json")):
+        m = json.loads(p.read_text())
+        if Path(m.get("weights", "")).is_file():
+            rows.append({"label": f"{m['arm']} seed {m['seed']} (mAP50-95 {m.get('mAP50_95', float('nan')):.3f})",
+                         "weights": m["weights"], "arm": m["arm"], "seed": m["seed"]})
+    return rows
+
+
+def detect(weights: Path, rgb_path: Path, names: dict[int, str], rgb: np.ndarray, imgsz: int = 256,
+           min_score: float = 0.25) -> np.ndarray:
+    """The trained detector's boxes on one image (cyan), scores >= `min_score`."""
+    from roadsynth.detectors.yolo_ultralytics import YoloDetector
+
+    preds = YoloDetector(imgsz=imgsz).predict(Path(weights), [(0, Path(rgb_path))])
+    out = rgb.copy()
+    for p in preds:
+        if p.score < min_score:
+            continue
+        x1, y1, x2, y2 = (int(round(v)) for v in p.box.xyxy())
+        cv2.rectangle(out, (x1, y1), (x2, y2), DETECTION, 2)
+        cv2.putText(out, f"{names.get(p.category_id, p.category_id)} {p.score:.2f}", (x1, max(y1 - 4, 12)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, DETECTION, 1, cv2.LINE_AA)
+    return out

@@ -1,0 +1,152 @@
+"""Review and demo UI (Gradio): generate samples, compare them with the original and a detector, curate.
+
+Only widgets live here; everything they do is `roadsynth.review` (which runs the flows' own chunk code).
+The server binds to 127.0.0.1 unless told otherwise and serves no files from disk: images go to the
+browser as arrays, so nothing outside the dataset/run folders can be read through it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from roadsynth.review import Review, Studio, detect, list_runs
+
+METHODS = ["Original", "Ours (inpainting)", "Paste"]
+BOX_MODES = ["None", "Generated", "All"]
+OBJECT_COLUMNS = ["id", "category", "status", "method", "source", "prompt", "seed", "changed_frac_in_mask",
+                  "mean_change_in_mask", "spill_frac", "box"]
+
+
+def _gradio():
+    # Gradio's import otherwise phones home (analytics, version check) and Hugging Face may be contacted.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gradio as gr
+
+    return gr
+
+
+def build_app(*, studio: Studio | None = None, dataset: Path | None = None, experiment: Path | None = None):
+    """The Gradio Blocks app. `studio` enables Generate; `dataset` opens a generated dataset for review."""
+    if studio is None and dataset is None:
+        raise ValueError("the UI needs a config (to generate) or a generated dataset folder (to review), or both")
+    gr = _gradio()
+    reviews: dict[str, Review] = {}
+    if dataset is not None:
+        reviews["current"] = Review(Path(dataset))
+    runs = list_runs(experiment) if experiment is not None else []
+    test_names: dict[int, str] = {}
+    det_imgsz = 256
+    if experiment is not None:
+        from roadsynth.config import load_config
+        from roadsynth.datasets.coco import read_coco
+
+        test_names = {c.id: c.name for c in read_coco(Path(experiment) / "splits" / "test.json").categories}
+        cfg_path = Path(experiment) / "config.yaml"
+        if cfg_path.exists() and (cfg := load_config(cfg_path)).experiment is not None:
+            det_imgsz = cfg.experiment.detector.imgsz
+
+    def current() -> Review | None:
+        return reviews.get("current")
+
+    def view(index: int, mode: str, run_label: str | None):
+        r = current()
+        if r is None or len(r) == 0:
+            return None, None, None, "no samples yet: press Generate", [], gr.update(choices=[], value=None), 0
+        index = int(np.clip(index, 0, len(r) - 1))
+        sample = r.render(index, mode)
+        original = r.original(index)
+        det = None
+        run = next((x for x in runs if x["label"] == run_label), None)
+        if run is not None:
+            im = r.dataset.images[index]
+            det = detect(Path(run["weights"]), r.folder / "images" / im.file_name, test_names, r.image(index), det_imgsz)
+        rows = r.objects(index)
+        table = [[row[c] if not isinstance(row[c], list) else str(row[c]) for c in OBJECT_COLUMNS] for row in rows]
+        choices = [f"#{row['id']} {row['category']}" for row in rows]
+        im = r.dataset.images[index]
+        label = (f"sample {index + 1} / {len(r)}: `{im.file_name}` from `{im.attributes.get('background', '?')}`, "
+                 f"{len(rows)} generated objects, {sum(row['status'] == 'rejected' for row in rows)} rejected")
+        dropped = im.attributes.get("rejected", [])
+        if dropped:  # objects the placement or the verifier refused: say why, not just how many
+            label += "; not inserted: " + "; ".join(f"{d['category']}: {d['reason']}" for d in dropped[:4])
+        return (original, sample, det, label, table, gr.update(choices=choices, value=choices[0] if choices else None),
+                index)
+
+    def generate(frame_label: str, n: int, method: str, prompt: str, strength: float, mode: str, run_label: str | None):
+        if studio is None:
+            raise gr.Error("start the UI with a config (`roadsynth ui --config ...`) to generate samples")
+        try:
+            frame_index = int(frame_label.split(":", 1)[0])
+            reviews["current"] = studio.generate(frame_index, int(n), method, prompt or "", float(strength))
+        except ValueError as e:
+            raise gr.Error(str(e)) from None
+        return view(len(reviews["current"]) - 1, mode, run_label)
+
+    def decide(index: int, choice: str | None, accept: bool, mode: str, run_label: str | None):
+        r = current()
+        if r is None or not choice:
+            raise gr.Error("pick a generated object first")
+        path = r.decide(int(choice.split()[0].lstrip("#")), accept)
+        out = view(index, mode, run_label)
+        return (*out[:3], out[3] + f" — curated file: `{path}`", *out[4:])
+
+    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts
+    with gr.Blocks(title="roadsynth") as app:
+        index = gr.State(0)
+        gr.Markdown("## roadsynth: generate, compare and curate synthetic road data")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                frames = studio.frame_labels() if studio else []
+                frame = gr.Dropdown(frames, value=frames[0] if frames else None, label="Scene frame",
+                                    elem_id="frame", visible=studio is not None)
+                n = gr.Slider(1, 8, value=2, step=1, label="Generated objects", elem_id="n-objects",
+                              visible=studio is not None)
+                method = gr.Radio(METHODS, value="Paste", label="Method", elem_id="method", visible=studio is not None)
+                prompt = gr.Textbox(label="Prompt (inpainting)", placeholder="a deer standing on the road, photo",
+                                    elem_id="prompt", visible=studio is not None)
+                strength = gr.Slider(0.0, 1.0, value=0.7, step=0.05, label="Edit strength", elem_id="strength",
+                                     visible=studio is not None)
+                go = gr.Button("Generate", variant="primary", elem_id="generate", visible=studio is not None)
+                boxes = gr.Radio(BOX_MODES, value="Generated", label="Show boxes", elem_id="boxes")
+                run = gr.Dropdown([x["label"] for x in runs], value=None, label="Detector (experiment run)",
+                                  elem_id="run", visible=bool(runs))
+            with gr.Column(scale=3):
+                with gr.Row():
+                    original = gr.Image(label="Original", elem_id="original", interactive=False, format="png")
+                    sample = gr.Image(label="Sample", elem_id="sample", interactive=False, format="png")
+                    detections = gr.Image(label="Detections", elem_id="detections", interactive=False, format="png",
+                                          visible=bool(runs))
+                with gr.Row():
+                    prev = gr.Button("◀ Previous", elem_id="prev")
+                    status = gr.Markdown(elem_id="status")
+                    nxt = gr.Button("Next ▶", elem_id="next")
+                objects = gr.Dataframe(headers=OBJECT_COLUMNS, label="Generated objects: provenance and verifier scores",
+                                       elem_id="objects", interactive=False, wrap=True)
+                with gr.Row():
+                    obj = gr.Dropdown([], label="Object", elem_id="object")
+                    accept = gr.Button("Accept", elem_id="accept")
+                    reject = gr.Button("Reject", elem_id="reject", variant="stop")
+
+        outputs = [original, sample, detections, status, objects, obj, index]
+        go.click(generate, [frame, n, method, prompt, strength, boxes, run], outputs)
+        boxes.change(view, [index, boxes, run], outputs)
+        run.change(view, [index, boxes, run], outputs)
+        prev.click(lambda i, m, r: view(i - 1, m, r), [index, boxes, run], outputs)
+        nxt.click(lambda i, m, r: view(i + 1, m, r), [index, boxes, run], outputs)
+        accept.click(lambda i, c, m, r: decide(i, c, True, m, r), [index, obj, boxes, run], outputs)
+        reject.click(lambda i, c, m, r: decide(i, c, False, m, r), [index, obj, boxes, run], outputs)
+        app.load(view, [index, boxes, run], outputs)
+    app._roadsynth_theme = theme
+    return app
+
+
+def launch(app: Any, host: str = "127.0.0.1", port: int | None = None, *, block: bool = True):
+    """Serve the app; returns (app, local_url) when `block` is False (tests drive it from a browser)."""
+    _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
+                           theme=app._roadsynth_theme, footer_links=[], allowed_paths=[], show_error=True)
+    return app, url
