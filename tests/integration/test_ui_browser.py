@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -109,7 +108,9 @@ def test_generate_toggle_browse_and_curate_in_the_browser(tmp_path, browser, net
         page.wait_for_timeout(2000)  # outputs stay faded for a moment after an event finishes
         page.screenshot(path=str(tmp_path / "ui.png"))
         if os.environ.get("ROADSYNTH_UI_SCREENSHOT"):  # docs: ROADSYNTH_UI_SCREENSHOT=docs/img/ui.png
-            shutil.copy(tmp_path / "ui.png", os.environ["ROADSYNTH_UI_SCREENSHOT"])
+            from PIL import Image
+
+            Image.open(tmp_path / "ui.png").convert("RGB").save(os.environ["ROADSYNTH_UI_SCREENSHOT"], quality=85)
     finally:
         app.close()
     assert network_audit.events == []
