@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bundled_configs_load_with_absolute_existing_paths():
-    for name in ("quickstart.yaml", "animals.yaml"):
+    for name in ("quickstart.yaml", "animals.yaml", "conditions.yaml"):
         cfg = load_config(ROOT / "configs" / name)
         for scene in cfg.generate.scenes:
             assert scene.path.is_absolute() and scene.path.is_dir(), scene.path
