@@ -1,8 +1,9 @@
 """Prefect orchestration overhead vs a plain loop over the same images, and peak memory vs run size.
 
 Targets (issue 7): overhead <= 10 % at 200 images; peak RSS at 2000 images <= 1.2x that at 200 (flat).
-Each measurement runs in a fresh subprocess (peak RSS is per process). The flow numbers are for a warm
-ephemeral Prefect server (a first flow run pays its start-up once, reported separately).
+Loop and flow alternate `--repeat` times inside one subprocess per setting (best of each: timings on a
+2-core VM swing by +-30 % between runs), on a warm ephemeral Prefect server (its start-up, paid once per
+process, is reported separately). Peak RSS is measured in fresh subprocesses.
 
     python benchmarks/orchestration.py [--small 200] [--large 2000]
 """
@@ -23,20 +24,23 @@ DATA = ROOT / "data" / "sample"
 CHILD = textwrap.dedent("""
     import json, resource, sys, time
     from pathlib import Path
-    mode, cfg, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    mode, cfg, out, repeat = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
     from roadsynth.config import load_config
-    if mode == "loop":
-        from roadsynth.generate import generate_dataset
-        t = time.perf_counter(); generate_dataset(load_config(cfg), out); dt = time.perf_counter() - t
-        startup = 0.0
-    else:
-        from roadsynth.flows.generate import run_generate
-        from roadsynth.flows._prefect import flow
-        @flow
-        def warm(): return 1
-        t0 = time.perf_counter(); warm(); startup = time.perf_counter() - t0
-        t = time.perf_counter(); run_generate(cfg, str(out)); dt = time.perf_counter() - t
-    print(json.dumps({"seconds": dt, "startup_s": startup,
+    from roadsynth.generate import generate_dataset
+    from roadsynth.flows import generate as fg
+    from roadsynth.flows.generate import run_generate
+    from roadsynth.flows._prefect import flow
+    @flow
+    def warm(): return 1
+    t0 = time.perf_counter(); warm(); startup = time.perf_counter() - t0
+    loops, flows = [], []
+    # Loop and flow alternate in one process, so both see the same machine state; the best of each is kept.
+    for r in range(repeat):
+        if mode == "compare":
+            t = time.perf_counter(); generate_dataset(load_config(cfg), out / f"loop{r}"); loops.append(time.perf_counter() - t)
+        fg._scene_sources.cache_clear(); fg._worker_state.cache_clear()  # no head start from the last repeat
+        t = time.perf_counter(); run_generate(cfg, str(out / f"flow{r}")); flows.append(time.perf_counter() - t)
+    print(json.dumps({"loop_s": min(loops) if loops else None, "flow_s": min(flows), "startup_s": startup,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """)
 
@@ -68,9 +72,9 @@ orchestration: {{task_runner: threads, workers: {workers}}}
     return p
 
 
-def child(mode: str, cfg: Path, out: Path) -> dict:
-    r = subprocess.run([sys.executable, "-c", CHILD, mode, str(cfg), str(out)], capture_output=True, text=True,
-                       cwd=ROOT, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+def child(mode: str, cfg: Path, out: Path, repeat: int = 1) -> dict:
+    r = subprocess.run([sys.executable, "-c", CHILD, mode, str(cfg), str(out), str(repeat)], capture_output=True,
+                       text=True, cwd=ROOT, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, check=False)
     if r.returncode:
         raise RuntimeError(r.stderr[-3000:])
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -80,23 +84,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", type=int, default=200)
     ap.add_argument("--large", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=3, help="alternating loop/flow runs per setting; best of each")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         overhead = {}
         for w in WORKLOADS:
-            loop = child("loop", config(tmp, args.small, 1, w), tmp / f"loop_{w}")
-            flow1 = child("flow", config(tmp, args.small, 1, w), tmp / f"flow1_{w}")
-            flow2 = child("flow", config(tmp, args.small, 2, w), tmp / f"flow2_{w}")
-            overhead[w] = {"plain_loop_s": round(loop["seconds"], 2), "prefect_1_worker_s": round(flow1["seconds"], 2),
-                           "overhead_1_worker": round(flow1["seconds"] / loop["seconds"] - 1, 3),
-                           "prefect_2_workers_s": round(flow2["seconds"], 2),
-                           "overhead_2_workers": round(flow2["seconds"] / loop["seconds"] - 1, 3),
-                           "prefect_ephemeral_startup_s": round(flow1["startup_s"], 1)}
+            one = child("compare", config(tmp, args.small, 1, w), tmp / f"one_{w}", args.repeat)
+            two = child("compare", config(tmp, args.small, 2, w), tmp / f"two_{w}", args.repeat)
+            overhead[w] = {"plain_loop_s": round(one["loop_s"], 2), "prefect_1_worker_s": round(one["flow_s"], 2),
+                           "overhead_1_worker": round(one["flow_s"] / one["loop_s"] - 1, 3),
+                           "prefect_2_workers_s": round(two["flow_s"], 2),
+                           "overhead_2_workers": round(two["flow_s"] / two["loop_s"] - 1, 3),
+                           "prefect_ephemeral_startup_s": round(one["startup_s"], 1)}
         small = child("flow", config(tmp, args.small, 1), tmp / "small")
         large = child("flow", config(tmp, args.large, 1), tmp / "large")
     print(json.dumps({
-        "images": args.small, "overhead": overhead, "overhead_target": 0.10,
+        "images": args.small, "repeat": args.repeat, "overhead": overhead, "overhead_target": 0.10,
         "peak_rss_mb": {str(args.small): round(small["peak_rss_mb"]), str(args.large): round(large["peak_rss_mb"])},
         "rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3), "rss_target": 1.2,
     }, indent=2))

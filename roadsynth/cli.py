@@ -246,9 +246,11 @@ def experiment(
     cfg = _load(config)
     if cfg.experiment is None:
         _fail(f"{config}: config has no `experiment` section")
+    from roadsynth.flows._prefect import embedded_run_settings
     from roadsynth.flows.experiment import augmentation_experiment
 
-    augmentation_experiment(str(config.resolve()), str(out))
+    with embedded_run_settings():
+        augmentation_experiment(str(config.resolve()), str(out))
     console.print(f"[green]report: {out / 'report.md'}[/green]")
     print((out / "report.md").read_text())
 

@@ -18,7 +18,28 @@ def _apply_offline_defaults() -> None:
 
 _apply_offline_defaults()
 
+from contextlib import contextmanager  # noqa: E402
+from typing import Iterator  # noqa: E402
+
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-__all__ = ["flow", "task", "get_run_logger", "NO_CACHE"]
+
+@contextmanager
+def embedded_run_settings() -> Iterator[None]:
+    """Settings for a flow run on the embedded (ephemeral) server: no flow-run heartbeats.
+
+    Heartbeats let a real server spot crashed runs; the embedded server dies with the process, so they
+    have nobody to tell, and their thread (sleeping in 1 s steps, joined at exit) adds up to 1 s to every
+    flow run. With `PREFECT_API_URL` set (a real server) nothing changes.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
+__all__ = ["flow", "task", "get_run_logger", "NO_CACHE", "embedded_run_settings"]

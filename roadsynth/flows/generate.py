@@ -17,7 +17,7 @@ from pathlib import Path
 from roadsynth import generate as gen
 from roadsynth.appearance import Appearance
 from roadsynth.config import Config, load_config, save_config
-from roadsynth.flows._prefect import NO_CACHE, flow, get_run_logger, task
+from roadsynth.flows._prefect import NO_CACHE, embedded_run_settings, flow, get_run_logger, task
 from roadsynth.flows.runners import make_task_runner
 
 
@@ -101,4 +101,5 @@ def generate_dataset(config_path: str, out_dir: str) -> dict:
 def run_generate(config_path: str, out_dir: str) -> dict:
     """The flow with the task runner the config asks for."""
     cfg = load_config(config_path)
-    return generate_dataset.with_options(task_runner=make_task_runner(cfg.orchestration))(config_path, out_dir)
+    with embedded_run_settings():
+        return generate_dataset.with_options(task_runner=make_task_runner(cfg.orchestration))(config_path, out_dir)

@@ -148,3 +148,19 @@ generate:
     assert len(made) + len(rejected) == 3  # every requested object is either a verified label or a reason
     for a in made:
         assert a["provenance"]["method"] == "inpaint" and a["provenance"]["prompt"] == "a cow"
+
+    # The UI's "Ours (inpainting)" goes through the same chunk code, with the typed prompt and strength.
+    from roadsynth.config import load_config
+    from roadsynth.review import Studio
+
+    studio = Studio(load_config(cfg), tmp_path / "ui-session")
+    review = studio.generate(0, 1, "Ours (inpainting)", prompt="a brown cow, photo", strength=0.6)
+    im = review.dataset.images[0]
+    objs = review.objects(0)
+    assert len(objs) + len(im.attributes["rejected"]) == 1
+    for o in objs:
+        assert o["method"] == "inpaint" and o["prompt"] == "a brown cow, photo"
+    gen = [a for a in review.dataset.annotations if a.generated]
+    assert all(a.provenance.params["strength"] == 0.6 for a in gen)
+    with pytest.raises(ValueError, match="`method` must be Original, Paste or Ours"):
+        studio.generate(0, 1, "Magic")

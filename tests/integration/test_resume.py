@@ -34,7 +34,9 @@ generate:
 
 def run(cfg: Path, out: Path, engine: str, kill_after_chunks: int | None = None) -> int:
     cmd = [sys.executable, "-m", "roadsynth.cli", "generate", str(cfg), "--out", str(out), "--engine", engine]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Own process group: the kill takes the run's ephemeral Prefect server with it, as a killed job's
+    # container would, instead of leaving it orphaned on the machine.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     if kill_after_chunks is None:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err.decode()[-2000:]
@@ -45,7 +47,7 @@ def run(cfg: Path, out: Path, engine: str, kill_after_chunks: int | None = None)
             break
         time.sleep(0.05)
     time.sleep(random.uniform(0, 0.1))  # land anywhere inside the next chunk (~0.1-0.2 s each)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return len(list((out / "chunks").glob("*.json")))
 
