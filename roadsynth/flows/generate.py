@@ -59,8 +59,13 @@ def assemble_dataset(config_path: str, out_dir: str, n_chunks: int) -> dict:
 def _submit_options(cfg: Config):
     o = cfg.orchestration
     if o.task_runner == "ray" and o.gpus_per_task > 0:
+        import ray
         from prefect_ray.context import remote_options
 
+        # Ray would queue GPU tasks forever on a cluster without GPUs; say so instead of hanging.
+        gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else None
+        if gpus is not None and gpus < o.gpus_per_task:
+            raise RuntimeError(f"`orchestration.gpus_per_task` is {o.gpus_per_task}, but the Ray cluster has {gpus:g} GPUs")
         return remote_options(num_gpus=o.gpus_per_task)
     return nullcontext()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from roadsynth.config import OrchestrationConfig
 
 
@@ -20,8 +22,13 @@ def make_task_runner(o: OrchestrationConfig):
         # Processes, not threads: generation is CPU-bound Python/NumPy; no dashboard (it would open a port).
         return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
             "n_workers": o.workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None})
+    # Ray reports usage statistics to its developers unless told not to (a network call per cluster start).
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         from prefect_ray import RayTaskRunner
     except ImportError:
         raise ImportError("`task_runner: ray` needs the ray extra: pip install 'roadsynth[ray]'") from None
-    return RayTaskRunner(address=o.address) if o.address else RayTaskRunner(init_kwargs={"num_cpus": o.workers})
+    if o.address:
+        return RayTaskRunner(address=o.address)
+    # A local cluster: no dashboard (it would open a port), CPUs = workers; GPUs are detected by Ray.
+    return RayTaskRunner(init_kwargs={"num_cpus": o.workers, "include_dashboard": False})

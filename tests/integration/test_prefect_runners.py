@@ -38,6 +38,24 @@ def test_dask_local_cluster_gives_the_same_dataset_as_threads(tmp_path, prefect_
 
 
 @pytest.mark.slow
+def test_ray_local_cluster_gives_the_same_dataset_as_threads(tmp_path, prefect_harness, network_audit):
+    """Ray (prefect-ray) runs the same chunk tasks in its worker processes: same bytes as the default runner."""
+    from roadsynth.flows.generate import run_generate
+
+    images = DATA / "udacity_lanelines" / "images"
+    a = run_generate(str(write_config(tmp_path, images, "threads")), str(tmp_path / "threads"))
+    b = run_generate(str(write_config(tmp_path, images, "ray")), str(tmp_path / "ray"))
+    assert a["images"] == b["images"] == 8
+    assert (tmp_path / "threads" / "annotations.json").read_bytes() == (tmp_path / "ray" / "annotations.json").read_bytes()
+    assert network_audit.events == []
+    # GPU tasks on a cluster without GPUs fail with a reason instead of queueing forever.
+    cfg = write_config(tmp_path, images, "ray")
+    cfg.write_text(cfg.read_text().replace("max_in_flight: 2}", "max_in_flight: 2, gpus_per_task: 1}"))
+    with pytest.raises(RuntimeError, match="`orchestration.gpus_per_task` is 1.0, but the Ray cluster has 0 GPUs"):
+        run_generate(str(cfg), str(tmp_path / "ray-gpu"))
+
+
+@pytest.mark.slow
 def test_corrupt_inputs_are_reported_and_good_frames_still_made(tmp_path, prefect_harness):
     """Truncated JPEG, text named .jpg, empty PNG, and a COCO source with broken annotations in one run."""
     from PIL import Image
