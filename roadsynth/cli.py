@@ -99,6 +99,21 @@ def import_(
     raise typer.Exit(1 if problems else 0)
 
 
+def _run_generation(config_path: Path, cfg, out: Path, engine: Engine, what: str) -> tuple[int, int]:
+    """One generation run (flow or in-process) over a saved config; (images, annotations)."""
+    if engine is Engine.prefect:
+        from roadsynth.flows.generate import run_generate
+
+        summary = run_generate(str(config_path.resolve()), str(out))
+        return summary["images"], summary["annotations"]
+    from roadsynth.generate import generate_dataset as run
+
+    with _progress() as progress:
+        task = progress.add_task(what, total=None)
+        ds = run(cfg, out, progress=lambda done, total, _: progress.update(task, completed=done, total=total))
+    return len(ds.images), len(ds.annotations)
+
+
 @app.command()
 def generate(
     config: Path = typer.Argument(..., help="roadsynth YAML config"),
@@ -106,20 +121,8 @@ def generate(
     engine: Engine = typer.Option(Engine.prefect, help="prefect: flow with tasks per chunk; local: in-process"),
 ) -> None:
     """Generate a COCO dataset with inserted objects (resumable: finished chunks are kept)."""
-    cfg = _load(config)
-    if engine is Engine.prefect:
-        from roadsynth.flows.generate import run_generate
-
-        summary = run_generate(str(config.resolve()), str(out))
-        console.print(f"[green]{summary['images']} images, {summary['annotations']} annotations -> {out}[/green]")
-        _print_failures(out)
-        return
-    from roadsynth.generate import generate_dataset as run
-
-    with _progress() as progress:
-        task = progress.add_task("generating chunks", total=None)
-        ds = run(cfg, out, progress=lambda done, total, _: progress.update(task, completed=done, total=total))
-    console.print(f"[green]{len(ds.images)} images, {len(ds.annotations)} annotations -> {out}[/green]")
+    images, annotations = _run_generation(config, _load(config), out, engine, "generating chunks")
+    console.print(f"[green]{images} images, {annotations} annotations -> {out}[/green]")
     _print_failures(out)
 
 
@@ -140,18 +143,7 @@ def restyle(
     out.mkdir(parents=True, exist_ok=True)
     resolved = out / "restyle_config.yaml"
     save_config(cfg, resolved)
-    if engine is Engine.prefect:
-        from roadsynth.flows.generate import run_generate
-
-        summary = run_generate(str(resolved.resolve()), str(out))
-        images, annotations = summary["images"], summary["annotations"]
-    else:
-        from roadsynth.generate import generate_dataset as run
-
-        with _progress() as progress:
-            task = progress.add_task("restyling chunks", total=None)
-            ds = run(cfg, out, progress=lambda done, total, _: progress.update(task, completed=done, total=total))
-        images, annotations = len(ds.images), len(ds.annotations)
+    images, annotations = _run_generation(resolved, cfg, out, engine, "restyling chunks")
     manifest = json.loads((out / "manifest.json").read_text())
     console.print(f"[green]{images} images, {annotations} annotations -> {out}; conditions {manifest['conditions']}, "
                   f"{manifest['restyled_objects']} vehicles restyled ({manifest['restyle_refused']} refused)[/green]")
