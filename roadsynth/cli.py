@@ -296,7 +296,7 @@ def quickstart_config() -> Path:
 
 @app.command()
 def quickstart(out: Path = typer.Option(Path("runs/quickstart"), "--out", help="output folder")) -> None:
-    """The bundled long-tail ambulance experiment (about 10 minutes on 2 CPU cores)."""
+    """The bundled long-tail ambulance experiment (7-10 minutes on 2 CPU cores)."""
     experiment(quickstart_config(), out)
 
 
