@@ -101,6 +101,8 @@ class InpaintInserter:
             raise ValueError(f"`strength` must be in [0, 1], but got {strength}")
         if steps < 1:
             raise ValueError(f"`steps` must be >= 1, but got {steps}")
+        if strength > 0 and int(steps * strength) < 1:  # diffusers runs int(steps * strength) denoising steps
+            raise ValueError(f"`strength` x `steps` must give at least one denoising step, but got {strength} x {steps}")
         if context < 1:
             raise ValueError(f"`context` must be >= 1, but got {context}")
         if mask_shape not in ("box", "ellipse", "cutout"):

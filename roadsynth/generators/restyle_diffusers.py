@@ -90,6 +90,8 @@ class _Img2Img:
             raise ValueError(f"`strength` must be in (0, 1], but got {strength}")
         if steps < 1:
             raise ValueError(f"`steps` must be >= 1, but got {steps}")
+        if int(steps * strength) < 1:  # diffusers runs int(steps * strength) denoising steps
+            raise ValueError(f"`strength` x `steps` must give at least one denoising step, but got {strength} x {steps}")
         if isinstance(model, (str, Path)):
             self.pipe = load_img2img_pipeline(str(model), device, controlnet, config)
         else:

@@ -154,13 +154,15 @@ generate:
     from roadsynth.review import Studio
 
     studio = Studio(load_config(cfg), tmp_path / "ui-session")
-    review = studio.generate(0, 1, "Ours (inpainting)", prompt="a brown cow, photo", strength=0.6)
+    with pytest.raises(ValueError, match=r"`strength` x `steps` must give at least one denoising step, but got 0.6 x 1"):
+        studio.generate(0, 1, "Ours (inpainting)", prompt="a brown cow, photo", strength=0.6)
+    review = studio.generate(0, 1, "Ours (inpainting)", prompt="a brown cow, photo", strength=1.0)
     im = review.dataset.images[0]
     objs = review.objects(0)
     assert len(objs) + len(im.attributes["rejected"]) == 1
     for o in objs:
         assert o["method"] == "inpaint" and o["prompt"] == "a brown cow, photo"
     gen = [a for a in review.dataset.annotations if a.generated]
-    assert all(a.provenance.params["strength"] == 0.6 for a in gen)
+    assert all(a.provenance.params["strength"] == 1.0 for a in gen)
     with pytest.raises(ValueError, match="`method` must be Original, Paste or Ours"):
         studio.generate(0, 1, "Magic")
