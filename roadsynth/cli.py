@@ -179,7 +179,7 @@ def ui(
     host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (localhost by default)"),
     port: int = typer.Option(7860, "--port"),
 ) -> None:
-    """Browser UI: generate samples (Paste / Ours (inpainting) / Original), compare, review and curate (needs `.[ui]`)."""
+    """Browser UI: generate samples (Paste / Ours (inpainting) / Original), compare, review and curate (the ui extra)."""
     import datetime as dt
 
     try:
