@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -49,14 +49,67 @@ def resolve_device(device: str = "auto") -> tuple[str, Any]:
     return device, dtype
 
 
-@lru_cache(maxsize=2)
-def load_inpaint_pipeline(model: str, device: str = "auto", config: str | None = None):
-    """Load once per process (a worker keeps its pipeline for its lifetime)."""
+def local_model_path(model: str) -> Path:
     path = Path(model).expanduser()
     if not path.exists():
         raise FileNotFoundError(
             f"`model` must be a local diffusers folder or checkpoint file, but {model!r} does not exist "
             "(roadsynth never downloads weights; download the checkpoint yourself and pass its path)")
+    return path
+
+
+def single_file_config(path: Path, config: str | None) -> str:
+    if config is None:
+        raise ValueError(f"{path}: a single checkpoint file needs `config`: a local folder with the pipeline's "
+                         "model_index.json and component configs (diffusers would otherwise fetch them)")
+    return config
+
+
+def finish_pipeline(pipe: Any, device: str) -> Any:
+    """No safety checker, on `device`, channels_last UNet on CUDA, no progress bars."""
+    import torch
+
+    if getattr(pipe, "safety_checker", None) is not None:
+        pipe.safety_checker = None  # synthetic training data: a blacked-out frame is a silent label error
+    pipe = pipe.to(device)
+    if device.startswith("cuda"):
+        pipe.unet.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores; SDPA is the default
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def check_steps(steps: int, strength: float) -> None:
+    if steps < 1:
+        raise ValueError(f"`steps` must be >= 1, but got {steps}")
+    if strength > 0 and int(steps * strength) < 1:  # diffusers runs int(steps * strength) denoising steps
+        raise ValueError(f"`strength` x `steps` must give at least one denoising step, but got {strength} x {steps}")
+
+
+def run_batched(n: int, batch_size: int, call: Callable[[range], list]) -> tuple[list, int]:
+    """`call(indices)` over consecutive batches of at most `batch_size` items, in order; on CUDA out-of-memory
+    the batch is halved and retried. Returns the concatenated results and the batch size that fitted."""
+    import torch
+
+    out: list = []
+    batch, k = max(batch_size, 1), 0
+    while k < n:
+        idx = range(k, min(k + batch, n))
+        try:
+            out += call(idx)
+        except torch.cuda.OutOfMemoryError:
+            if batch == 1:
+                raise
+            torch.cuda.empty_cache()
+            batch = max(len(idx) // 2, 1)
+            continue
+        k += len(idx)
+    return out, batch
+
+
+@lru_cache(maxsize=2)
+def load_inpaint_pipeline(model: str, device: str = "auto", config: str | None = None):
+    """Load once per process (a worker keeps its pipeline for its lifetime)."""
+    path = local_model_path(model)
     apply_offline_defaults()
     import torch
     from diffusers import AutoPipelineForInpainting, StableDiffusionInpaintPipeline
@@ -67,17 +120,9 @@ def load_inpaint_pipeline(model: str, device: str = "auto", config: str | None =
     if path.is_dir():
         pipe = AutoPipelineForInpainting.from_pretrained(path, local_files_only=True, **kw)
     else:
-        if config is None:
-            raise ValueError(f"{path}: a single checkpoint file needs `config`: a local folder with the pipeline's "
-                             "model_index.json and component configs (diffusers would otherwise fetch them)")
-        pipe = StableDiffusionInpaintPipeline.from_single_file(path, config=config, local_files_only=True, **kw)
-    if getattr(pipe, "safety_checker", None) is not None:
-        pipe.safety_checker = None  # synthetic training data: a blacked-out frame is a silent label error
-    pipe = pipe.to(device)
-    if device.startswith("cuda"):
-        pipe.unet.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores; SDPA is the default
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+        pipe = StableDiffusionInpaintPipeline.from_single_file(path, config=single_file_config(path, config),
+                                                               local_files_only=True, **kw)
+    return finish_pipeline(pipe, device)
 
 
 @dataclass(frozen=True)
@@ -99,10 +144,7 @@ class InpaintInserter:
                  device: str = "auto", config: str | None = None):
         if not 0 <= strength <= 1:
             raise ValueError(f"`strength` must be in [0, 1], but got {strength}")
-        if steps < 1:
-            raise ValueError(f"`steps` must be >= 1, but got {steps}")
-        if strength > 0 and int(steps * strength) < 1:  # diffusers runs int(steps * strength) denoising steps
-            raise ValueError(f"`strength` x `steps` must give at least one denoising step, but got {strength} x {steps}")
+        check_steps(steps, strength)
         if context < 1:
             raise ValueError(f"`context` must be >= 1, but got {context}")
         if mask_shape not in ("box", "ellipse", "cutout"):
@@ -198,11 +240,8 @@ class InpaintInserter:
         import torch
         from PIL import Image
 
-        out: list[np.ndarray] = []
-        batch = max(self.batch_size, 1)
-        k = 0
-        while k < len(jobs):
-            chunk = jobs[k : k + batch]
+        def call(idx: range) -> list[np.ndarray]:
+            chunk = [jobs[i] for i in idx]
             crops = []
             for j in chunk:
                 x1, y1, x2, y2 = j.window
@@ -210,25 +249,20 @@ class InpaintInserter:
                 crops.append(cv2.resize(crop, (self.native, self.native), interpolation=cv2.INTER_CUBIC))
             masks = [Image.fromarray(cv2.resize(j.mask.astype(np.uint8) * 255, (self.native, self.native),
                                                 interpolation=cv2.INTER_NEAREST)) for j in chunk]
-            try:
-                result = self.pipe(
-                    prompt=[j.prompt for j in chunk], negative_prompt=[self.negative] * len(chunk),
-                    image=[Image.fromarray(c) for c in crops], mask_image=masks, height=self.native, width=self.native,
-                    num_inference_steps=self.steps, guidance_scale=self.guidance, strength=self.strength,
-                    generator=[torch.Generator("cpu").manual_seed(j.seed) for j in chunk], output_type="np",
-                )
-            except torch.cuda.OutOfMemoryError:
-                if batch == 1:
-                    raise
-                torch.cuda.empty_cache()
-                batch = max(len(chunk) // 2, 1)
-                continue
+            result = self.pipe(
+                prompt=[j.prompt for j in chunk], negative_prompt=[self.negative] * len(chunk),
+                image=[Image.fromarray(c) for c in crops], mask_image=masks, height=self.native, width=self.native,
+                num_inference_steps=self.steps, guidance_scale=self.guidance, strength=self.strength,
+                generator=[torch.Generator("cpu").manual_seed(j.seed) for j in chunk], output_type="np",
+            )
+            out = []
             for j, gen in zip(chunk, result.images):
                 size = j.window[2] - j.window[0]
                 img = np.clip(np.round(np.asarray(gen) * 255), 0, 255).astype(np.uint8)
                 out.append(cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA))
-            k += len(chunk)
-        self.last_batch_size = batch  # what fit in memory, for the run summary
+            return out
+
+        out, self.last_batch_size = run_batched(len(jobs), self.batch_size, call)  # what fit, for the run summary
         return out
 
     def _paste(self, out: np.ndarray, p: Placement, job: _Job, gen: np.ndarray,

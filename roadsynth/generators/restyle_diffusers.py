@@ -28,19 +28,23 @@ import numpy as np
 
 from roadsynth.datasets.records import Annotation, Provenance
 from roadsynth.generators.base import Restyled
-from roadsynth.generators.inpaint_diffusers import apply_offline_defaults, resolve_device
+from roadsynth.generators.inpaint_diffusers import (
+    apply_offline_defaults,
+    check_steps,
+    finish_pipeline,
+    local_model_path,
+    resolve_device,
+    run_batched,
+    single_file_config,
+)
 from roadsynth.generators.restyle import Style, VehicleSelection, vehicle_mask
-from roadsynth.generators.verify import edge_density_ratio, edge_fscore
+from roadsynth.generators.verify import edge_scores
 
 
 @lru_cache(maxsize=2)
 def load_img2img_pipeline(model: str, device: str = "auto", controlnet: str | None = None, config: str | None = None):
     """Img2img (or ControlNet img2img) pipeline from a local folder or single file; loaded once per process."""
-    path = Path(model).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(
-            f"`model` must be a local diffusers folder or checkpoint file, but {model!r} does not exist "
-            "(roadsynth never downloads weights; download the checkpoint yourself and pass its path)")
+    path = local_model_path(model)
     if controlnet is not None and not Path(controlnet).expanduser().exists():
         raise FileNotFoundError(f"`controlnet` must be a local diffusers ControlNet folder, but {controlnet!r} does not exist")
     apply_offline_defaults()
@@ -61,23 +65,14 @@ def load_img2img_pipeline(model: str, device: str = "auto", controlnet: str | No
         else:
             pipe = AutoPipelineForImage2Image.from_pretrained(path, local_files_only=True, **kw)
     else:
-        if config is None:
-            raise ValueError(f"{path}: a single checkpoint file needs `config`: a local folder with the pipeline's "
-                             "model_index.json and component configs (diffusers would otherwise fetch them)")
         cls = StableDiffusionControlNetImg2ImgPipeline if cn is not None else StableDiffusionImg2ImgPipeline
         extra = {"controlnet": cn} if cn is not None else {}
-        pipe = cls.from_single_file(path, config=config, local_files_only=True, **extra, **kw)
+        pipe = cls.from_single_file(path, config=single_file_config(path, config), local_files_only=True, **extra, **kw)
     in_ch = pipe.unet.config.in_channels
     if in_ch != 4:
         raise ValueError(f"{path}: img2img needs a 4-channel UNet, but this checkpoint's UNet has {in_ch} input channels "
                          "(an inpainting checkpoint?); use a text-to-image checkpoint for restyling")
-    if getattr(pipe, "safety_checker", None) is not None:
-        pipe.safety_checker = None  # a blacked-out crop would be a silent label error
-    pipe = pipe.to(device)
-    if device.startswith("cuda"):
-        pipe.unet.to(memory_format=torch.channels_last)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return finish_pipeline(pipe, device)
 
 
 class _Img2Img:
@@ -88,10 +83,7 @@ class _Img2Img:
                  config: str | None):
         if not 0 < strength <= 1:
             raise ValueError(f"`strength` must be in (0, 1], but got {strength}")
-        if steps < 1:
-            raise ValueError(f"`steps` must be >= 1, but got {steps}")
-        if int(steps * strength) < 1:  # diffusers runs int(steps * strength) denoising steps
-            raise ValueError(f"`strength` x `steps` must give at least one denoising step, but got {strength} x {steps}")
+        check_steps(steps, strength)
         if isinstance(model, (str, Path)):
             self.pipe = load_img2img_pipeline(str(model), device, controlnet, config)
         else:
@@ -111,29 +103,20 @@ class _Img2Img:
         from PIL import Image
 
         w, h = size or (self.native, self.native)
-        out: list[np.ndarray] = []
-        batch, k = self.batch_size, 0
-        while k < len(crops):
-            idx = range(k, min(k + batch, len(crops)))
+
+        def call(idx: range) -> list[np.ndarray]:
             imgs = [cv2.resize(crops[i], (w, h), interpolation=cv2.INTER_AREA) for i in idx]
             kw: dict[str, Any] = {}
             if self.controlnet:  # the outline the model must keep, from the crop itself
                 kw["control_image"] = [Image.fromarray(np.repeat(cv2.Canny(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), 60, 160)
                                                                  [..., None], 3, axis=2)) for im in imgs]
-            try:
-                res = self.pipe(prompt=[prompts[i] for i in idx], negative_prompt=[self.negative] * len(idx),
-                                image=[Image.fromarray(im) for im in imgs], strength=self.strength,
-                                num_inference_steps=self.steps, guidance_scale=self.guidance, output_type="np",
-                                generator=[torch.Generator("cpu").manual_seed(seeds[i]) for i in idx], **kw)
-            except torch.cuda.OutOfMemoryError:
-                if batch == 1:
-                    raise
-                torch.cuda.empty_cache()
-                batch = max(len(idx) // 2, 1)
-                continue
-            out += [np.clip(np.round(np.asarray(g) * 255), 0, 255).astype(np.uint8) for g in res.images]
-            k += len(idx)
-        return out
+            res = self.pipe(prompt=[prompts[i] for i in idx], negative_prompt=[self.negative] * len(idx),
+                            image=[Image.fromarray(im) for im in imgs], strength=self.strength,
+                            num_inference_steps=self.steps, guidance_scale=self.guidance, output_type="np",
+                            generator=[torch.Generator("cpu").manual_seed(seeds[i]) for i in idx], **kw)
+            return [np.clip(np.round(np.asarray(g) * 255), 0, 255).astype(np.uint8) for g in res.images]
+
+        return run_batched(len(crops), self.batch_size, call)[0]
 
 
 class VehicleRestyler(_Img2Img):
@@ -183,8 +166,8 @@ class VehicleRestyler(_Img2Img):
             if self.feather_px > 0:  # inwards only: alpha is exactly 0 outside the mask
                 alpha = cv2.GaussianBlur(alpha, (0, 0), self.feather_px / 2) * m
             after = np.clip(np.round(before * (1 - alpha[..., None]) + gen * alpha[..., None]), 0, 255).astype(np.uint8)
-            scores = {"edge_fscore": round(edge_fscore(before, after, m), 3),
-                      "edge_density_ratio": round(edge_density_ratio(before, after, m), 2),
+            fscore, density = edge_scores(before, after, m)
+            scores = {"edge_fscore": round(fscore, 3), "edge_density_ratio": round(density, 2),
                       "mean_change_in_mask": round(float(cv2.absdiff(before, after)[m].mean()) if m.any() else 0.0, 2),
                       "mask_pixels": int(m.sum()), "mask_method": how}
             if scores["edge_fscore"] < self.min_edge_fscore:

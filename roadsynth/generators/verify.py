@@ -27,15 +27,30 @@ class Verdict:
     scores: dict[str, Any] = field(default_factory=dict)
 
 
+_SUM_RGB = np.ones((1, 3), np.float32)
+
+
+def _u8(mask: np.ndarray) -> np.ndarray:
+    """A mask as contiguous uint8 (nonzero = inside) for OpenCV, without a copy when it is bool or uint8."""
+    if mask.dtype == bool:
+        mask = mask.view(np.uint8)
+    elif mask.dtype != np.uint8:
+        mask = (mask != 0).view(np.uint8)
+    return np.ascontiguousarray(mask)
+
+
 def mask_box(mask: np.ndarray) -> Box | None:
-    m = mask if mask.dtype == np.uint8 else mask.view(np.uint8) if mask.dtype == bool else (mask != 0).view(np.uint8)
-    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(m))
+    x, y, w, h = cv2.boundingRect(_u8(mask))
     return None if w == 0 else Box(float(x), float(y), float(w), float(h))
+
+
+def _sum_rgb(absdiff: np.ndarray) -> np.ndarray:
+    return cv2.transform(absdiff, _SUM_RGB)
 
 
 def abs_diff(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Summed |RGB| difference per pixel, saturated at 255 (uint8): thresholds sit far below it."""
-    return cv2.transform(cv2.absdiff(before, after), np.ones((1, 3), np.float32))
+    return _sum_rgb(cv2.absdiff(before, after))
 
 
 def changed_pixels(before: np.ndarray, after: np.ndarray, threshold: int = CHANGE_THRESHOLD,
@@ -52,10 +67,10 @@ def verify_object(before: np.ndarray, after: np.ndarray, mask: np.ndarray, claim
                   max_spill: float = 0.2, ring_px: int = 8) -> Verdict:
     """Check one object. All arrays are the same crop (or full frame); `claimed` is in those coordinates."""
     # uint8 masks and OpenCV reductions throughout: this runs once per inserted object, on the hot path.
-    mask = np.ascontiguousarray(mask.view(np.uint8) if mask.dtype == bool else (mask != 0).astype(np.uint8))
+    mask = _u8(mask)
     n = cv2.countNonZero(mask)
-    absdiff = cv2.absdiff(before, after)
-    changed = changed_pixels(before, after, diff=cv2.transform(absdiff, np.ones((1, 3), np.float32)))
+    absdiff = cv2.absdiff(before, after)  # per channel for the mean change, summed for the threshold
+    changed = changed_pixels(before, after, diff=_sum_rgb(absdiff))
     H, W = mask.shape
     x1, y1 = max(int(claimed.x) - ring_px, 0), max(int(claimed.y) - ring_px, 0)
     x2, y2 = min(int(np.ceil(claimed.x2)) + ring_px, W), min(int(np.ceil(claimed.y2)) + ring_px, H)
@@ -79,6 +94,17 @@ def verify_object(before: np.ndarray, after: np.ndarray, mask: np.ndarray, claim
     return Verdict(True, "ok", tight, scores)
 
 
+def _edges(rgb: np.ndarray, m: np.ndarray) -> np.ndarray:
+    return (cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 60, 160) > 0) & m
+
+
+def edge_scores(before: np.ndarray, after: np.ndarray, mask: np.ndarray, tolerance_px: int = 1) -> tuple[float, float]:
+    """(`edge_fscore`, `edge_density_ratio`) from one Canny pass over each image."""
+    m = mask.astype(bool)
+    e0, e1 = _edges(before, m), _edges(after, m)
+    return _fscore(e0, e1, tolerance_px), _density_ratio(e0, e1)
+
+
 def edge_fscore(before: np.ndarray, after: np.ndarray, mask: np.ndarray, tolerance_px: int = 1) -> float:
     """Boundary F-score of the Canny edges inside `mask`: after-edges near a before-edge (precision) and
     before-edges near an after-edge (recall), within `tolerance_px`. 1.0 when neither has edges.
@@ -86,24 +112,31 @@ def edge_fscore(before: np.ndarray, after: np.ndarray, mask: np.ndarray, toleran
     Unlike an IoU of dilated edge maps, this punishes an output full of new texture edges (a noisy or
     melted vehicle), not only one whose outline went missing.
     """
-    k = np.ones((2 * tolerance_px + 1,) * 2, np.uint8)
     m = mask.astype(bool)
-    e = [(cv2.Canny(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), 60, 160) > 0) & m for x in (before, after)]
-    near = [cv2.dilate(x.astype(np.uint8), k).astype(bool) for x in e]
-    n0, n1 = int(e[0].sum()), int(e[1].sum())
-    if n0 == 0 and n1 == 0:
-        return 1.0
-    if n0 == 0 or n1 == 0:
-        return 0.0
-    precision = float((e[1] & near[0]).sum() / n1)
-    recall = float((e[0] & near[1]).sum() / n0)
-    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return _fscore(_edges(before, m), _edges(after, m), tolerance_px)
 
 
 def edge_density_ratio(before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> float:
     """Canny edge pixels after / before inside `mask` (inf when before has none): > 2 means new texture."""
     m = mask.astype(bool)
-    n0, n1 = (int(((cv2.Canny(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), 60, 160) > 0) & m).sum()) for x in (before, after))
+    return _density_ratio(_edges(before, m), _edges(after, m))
+
+
+def _fscore(e0: np.ndarray, e1: np.ndarray, tolerance_px: int) -> float:
+    k = np.ones((2 * tolerance_px + 1,) * 2, np.uint8)
+    near0, near1 = (cv2.dilate(x.astype(np.uint8), k).astype(bool) for x in (e0, e1))
+    n0, n1 = int(e0.sum()), int(e1.sum())
+    if n0 == 0 and n1 == 0:
+        return 1.0
+    if n0 == 0 or n1 == 0:
+        return 0.0
+    precision = float((e1 & near0).sum() / n1)
+    recall = float((e0 & near1).sum() / n0)
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def _density_ratio(e0: np.ndarray, e1: np.ndarray) -> float:
+    n0, n1 = int(e0.sum()), int(e1.sum())
     return float(n1 / n0) if n0 else (0.0 if n1 == 0 else float("inf"))
 
 
