@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from roadsynth.config import GenerateConfig
+from roadsynth.datasets.io import jsonable
 from roadsynth.datasets.records import Annotation
 from roadsynth.generators.restyle import PaintRestyler, Style
 
@@ -26,10 +27,6 @@ class Appearance:
         self._vehicles = None
         self._weather: dict[tuple[str, int], Any] = {}
 
-    @property
-    def active(self) -> bool:
-        return self.g.restyle is not None or self.g.weather is not None
-
     def restyle_vehicles(self, rgb: np.ndarray, anns: list[Annotation], seed: int):
         """(image, annotations, record) after restyling some real vehicles of one frame (or unchanged)."""
         r = self.g.restyle
@@ -37,7 +34,7 @@ class Appearance:
         if r is None or rng.random() >= r.frame_prob:
             return rgb, anns, None
         out = self._vehicle_restyler().restyle(rgb, anns, rng)
-        record = {"edits": [_plain(e) for e in out.edits], "rejected": [_plain(e) for e in out.rejected]}
+        record = jsonable({"edits": out.edits, "rejected": out.rejected})
         return out.image, list(out.annotations), record
 
     def apply_weather(self, rgb: np.ndarray, anns: list[Annotation], seed: int):
@@ -55,8 +52,8 @@ class Appearance:
         out = self._weather_restyler(condition, severity).restyle(rgb, anns, rng)
         tags = dict(out.tags)
         if out.rejected:
-            tags["condition_dropped_labels"] = [_plain(e) for e in out.rejected]
-        return out.image, list(out.annotations), _plain(tags)
+            tags["condition_dropped_labels"] = out.rejected
+        return out.image, list(out.annotations), jsonable(tags)
 
     def _vehicle_restyler(self):
         if self._vehicles is None:
@@ -94,11 +91,3 @@ class Appearance:
                     config=str(d.config) if d.config else None)
         return self._weather[key]
 
-
-def _plain(d: Any) -> Any:
-    """JSON-safe copy (numpy scalars -> Python)."""
-    if isinstance(d, dict):
-        return {str(k): _plain(v) for k, v in d.items()}
-    if isinstance(d, (list, tuple)):
-        return [_plain(v) for v in d]
-    return d.item() if hasattr(d, "item") else d

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from roadsynth.datasets.io import atomic_write_text
+from roadsynth.generators.weather import CONDITIONS as WEATHER_CONDITIONS  # albumentations loads lazily there
 
 
 class _Model(BaseModel):
@@ -177,7 +178,6 @@ class PlacementSettings(_Model):
     priors: dict[str, dict[str, float]] = Field({}, description="per-class size prior overrides")
 
 
-WEATHER_CONDITIONS = ("rain", "fog", "snow", "sun_flare", "shadow", "night", "overcast")  # generators.weather
 
 
 class DiffusionWeatherConfig(_Model):

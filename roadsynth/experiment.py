@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +128,7 @@ def add_test_conditions(test: Split, conditions: list[str], severity: int, seed:
     one image are correlated, so per-condition slices say more than the pooled mAP's interval suggests.
     """
     from roadsynth.datasets.io import load_image, save_image_atomic
-    from roadsynth.datasets.records import Annotation, ImageRecord
+    from roadsynth.datasets.records import ImageRecord
     from roadsynth.generators.weather import WeatherRestyler
 
     root.mkdir(parents=True, exist_ok=True)
@@ -140,10 +140,9 @@ def add_test_conditions(test: Split, conditions: list[str], severity: int, seed:
 
     def add(rec: ImageRecord, file_name: str, attrs: dict, labels) -> None:
         new_id = len(images) + 1
-        images.append(ImageRecord(new_id, file_name, rec.width, rec.height, {**dict(rec.attributes), **attrs}))
+        images.append(replace(rec, id=new_id, file_name=file_name, attributes={**dict(rec.attributes), **attrs}))
         for a in labels:
-            anns.append(Annotation(len(anns) + 1, new_id, a.category_id, a.bbox, a.area, a.iscrowd, a.segmentation,
-                                   a.provenance, a.attributes))
+            anns.append(replace(a, id=len(anns) + 1, image_id=new_id))
 
     for rec in test.dataset.images:
         add(rec, f"clear/{rec.file_name}", {"condition": "clear"}, by_image.get(rec.id, []))

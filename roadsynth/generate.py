@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 import traceback
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,7 +23,14 @@ from roadsynth.appearance import Appearance
 from roadsynth.config import Config, GenerateConfig, SceneSource, save_config
 from roadsynth.datasets.coco import dataset_from_coco_dict, write_coco
 from roadsynth.datasets.validate import validate_coco
-from roadsynth.datasets.io import IMAGE_SUFFIXES, atomic_write_bytes, atomic_write_json, load_image, save_image_atomic
+from roadsynth.datasets.io import (
+    IMAGE_SUFFIXES,
+    atomic_write_bytes,
+    atomic_write_json,
+    jsonable,
+    load_image,
+    save_image_atomic,
+)
 from roadsynth.datasets.label_maps import read_label_map_frames
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord, Provenance
 from roadsynth.datasets.sampling import SceneFilter, select_images
@@ -223,7 +230,7 @@ def run_chunk(
     images = []
     for plan, (out_rgb, results) in zip(plans, inserted):
         try:
-            images.append(_finish_frame(g, plan, out_rgb, results, sources, cat_names, out_dir, appearance))
+            images.append(_finish_frame(g, plan, out_rgb, results, sources, cat_index, out_dir, appearance))
         except Exception as e:  # noqa: BLE001
             fail(plan.job, e)
     failures.sort(key=lambda f: f["index"])
@@ -294,17 +301,16 @@ def _requests(cfg: GenerateConfig, bank: CutoutBank, rng: np.random.Generator) -
 
 
 def _finish_frame(g: GenerateConfig, plan: FramePlan, out_rgb: np.ndarray, results: list, sources,
-                  cat_names: list[str], out_dir: Path, appearance: Appearance) -> dict:
-    """`plan.existing` carries output category ids (set in `run_chunk`)."""
+                  cat_index: dict[str, int], out_dir: Path, appearance: Appearance) -> dict:
+    """`cat_index`: lower-cased output category name -> id; `plan.existing` already carries those ids."""
     out_rgb, existing, tags = appearance.apply_weather(out_rgb, plan.existing, plan.job.seed)
     file_name = f"{plan.job.index + 1:06d}.jpg"
     save_image_atomic(out_dir / "images" / file_name, out_rgb, quality=g.jpeg_quality)
-    cat_index = {n.lower(): i + 1 for i, n in enumerate(cat_names)}
     anns = []
     for a in existing:
         d = {"category_id": a.category_id, "bbox": a.bbox.xywh(), "attributes": dict(a.attributes), "iscrowd": 0}
         if a.provenance is not None:  # a restyled vehicle
-            d["provenance"] = _jsonable(a.provenance.to_dict())
+            d["provenance"] = jsonable(a.provenance.to_dict())
         anns.append(d)
     rejected = []
     for r in results:
@@ -313,7 +319,7 @@ def _finish_frame(g: GenerateConfig, plan: FramePlan, out_rgb: np.ndarray, resul
                 "category_id": cat_index[r.placement.category.lower()], "bbox": r.box.xywh(), "iscrowd": 0,
                 "attributes": {"occluded": bool(r.placement.occluders), "truncated": bool(r.placement.truncated)},
                 "provenance": {**r.provenance.to_dict(), "placement": r.placement.to_dict(),
-                               "verifier": _jsonable(r.scores)},
+                               "verifier": jsonable(r.scores)},
             })
         else:
             rejected.append({"category": r.placement.category, "reason": r.reason})
@@ -352,10 +358,6 @@ def place_preview(cfg: Config, out_dir: Path, n: int = 8) -> list[dict]:
                      "unplaced": [{"category": c, "reason": r} for c, r in unplaced]})
     atomic_write_json(out_dir / "placements.json", rows, indent=1)
     return rows
-
-
-def _jsonable(d: dict) -> dict:
-    return json.loads(json.dumps(d, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: list[tuple[Dataset, Path]]) -> Dataset:

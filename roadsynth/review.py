@@ -146,10 +146,6 @@ class Studio:
     def frame_labels(self) -> list[str]:
         return [f"{k}: {self.cfg.generate.scenes[s].name}/{im.file_name}" for k, (s, im) in enumerate(self.frames)]
 
-    def frame(self, k: int) -> np.ndarray:
-        s, im = self.frames[k]
-        return load_image(self.sources[s][1] / im.file_name)
-
     def generate(self, frame_index: int, n_objects: int, method: Method, prompt: str = "", strength: float = 0.7,
                  seed: int | None = None) -> Review:
         """Append one sample (the chosen frame with `n_objects` inserted) to the session dataset."""

@@ -61,6 +61,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def jsonable(obj: Any) -> Any:
+    """A JSON-safe deep copy: numpy scalars become Python numbers, tuples lists, anything else its str."""
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> None:
     # Serialise first: an object that cannot be encoded must not touch the existing file.
     separators = (",", ":") if indent is None else (",", ": ")
