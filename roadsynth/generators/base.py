@@ -17,9 +17,19 @@ class Insertion:
 
     placement: Placement
     box: Box  # tight box of the visible object pixels, refit after drawing
-    mask: np.ndarray = field(repr=False)  # HxW bool, full-frame, visible object pixels
+    # Visible object pixels (bool) inside `window` = (x1, y1, x2, y2) of the frame: a crop, because a
+    # full-frame mask per object costs more memory traffic than drawing the object (see frame_mask).
+    mask: np.ndarray = field(repr=False)
+    window: tuple[int, int, int, int]
     provenance: Provenance
     scores: dict[str, Any] = field(default_factory=dict)  # verifier measurements
+
+    def frame_mask(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The visible object pixels as an HxW bool mask of a frame of `shape` (H, W[, C])."""
+        full = np.zeros(shape[:2], bool)
+        x1, y1, x2, y2 = self.window
+        full[y1:y2, x1:x2] = self.mask
+        return full
 
 
 @dataclass(frozen=True)

@@ -292,6 +292,4 @@ class InpaintInserter:
             return Rejection(p, verdict.reason, verdict.scores)
         out[y1:y2, x1:x2] = after
         tb = verdict.tight_box
-        full = np.zeros(out.shape[:2], bool)
-        full[y1:y2, x1:x2] = mask
-        return Insertion(p, Box(tb.x + x1, tb.y + y1, tb.w, tb.h), full, prov, verdict.scores)
+        return Insertion(p, Box(tb.x + x1, tb.y + y1, tb.w, tb.h), mask, job.window, prov, verdict.scores)
