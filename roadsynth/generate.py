@@ -21,7 +21,7 @@ import numpy as np
 from roadsynth import __version__
 from roadsynth.appearance import Appearance
 from roadsynth.config import Config, GenerateConfig, SceneSource, save_config
-from roadsynth.datasets.coco import dataset_from_coco_dict, write_coco
+from roadsynth.datasets.coco import dataset_from_coco_dict, mask_polygons, write_coco
 from roadsynth.datasets.validate import validate_coco
 from roadsynth.datasets.io import (
     IMAGE_SUFFIXES,
@@ -309,6 +309,8 @@ def _finish_frame(g: GenerateConfig, plan: FramePlan, out_rgb: np.ndarray, resul
     anns = []
     for a in existing:
         d = {"category_id": a.category_id, "bbox": a.bbox.xywh(), "attributes": dict(a.attributes), "iscrowd": 0}
+        if a.segmentation is not None:  # the source's instance mask; restyle and weather keep geometry
+            d.update(segmentation=a.segmentation, area=a.area)
         if a.provenance is not None:  # a restyled vehicle
             d["provenance"] = jsonable(a.provenance.to_dict())
         anns.append(d)
@@ -317,6 +319,8 @@ def _finish_frame(g: GenerateConfig, plan: FramePlan, out_rgb: np.ndarray, resul
         if isinstance(r, Insertion):
             anns.append({
                 "category_id": cat_index[r.placement.category.lower()], "bbox": r.box.xywh(), "iscrowd": 0,
+                # The visible pixels (after occlusion), so instance-segmentation models can train on them too.
+                "segmentation": mask_polygons(r.mask, r.window[:2]), "area": float(np.count_nonzero(r.mask)),
                 "attributes": {"occluded": bool(r.placement.occluders), "truncated": bool(r.placement.truncated)},
                 "provenance": {**r.provenance.to_dict(), "placement": r.placement.to_dict(),
                                "verifier": jsonable(r.scores)},
@@ -375,8 +379,9 @@ def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: list[tuple[Data
                 box = Box(*a["bbox"])
                 prov = a.get("provenance")
                 anns.append(Annotation(
-                    id=len(anns) + 1, image_id=im["id"], category_id=a["category_id"], bbox=box, area=box.area,
-                    iscrowd=0, provenance=_provenance(prov), attributes=a.get("attributes", {}),
+                    id=len(anns) + 1, image_id=im["id"], category_id=a["category_id"], bbox=box,
+                    area=a.get("area") or box.area, iscrowd=0, segmentation=a.get("segmentation"),
+                    provenance=_provenance(prov), attributes=a.get("attributes", {}),
                 ))
     ds = Dataset(tuple(images), tuple(anns), categories, info={
         "description": f"roadsynth generated dataset `{cfg.name}`", "config_digest": cfg.digest(),

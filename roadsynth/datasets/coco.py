@@ -69,6 +69,25 @@ def polygon_area(segmentation: Any) -> float | None:
     return total
 
 
+def mask_polygons(mask: np.ndarray, origin: tuple[int, int] = (0, 0), min_area_px: int = 4) -> list[list[float]]:
+    """COCO polygons (flat x, y lists in frame pixels) of a bool mask whose top-left sits at `origin`.
+
+    One polygon per outer contour, through the centres of the boundary pixels (pixel i spans [i, i+1),
+    so its centre is i + 0.5); pieces smaller than `min_area_px` pixels are dropped. Holes are not
+    represented (COCO polygons cannot), so keep the mask's pixel count as the annotation's `area`.
+    """
+    import cv2  # only writers of instance masks need OpenCV here
+
+    contours, _ = cv2.findContours(np.ascontiguousarray(mask, np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polys = []
+    for c in contours:
+        if len(c) < 3 or cv2.contourArea(c) < min_area_px:
+            continue
+        xy = c.reshape(-1, 2).astype(np.float64) + (origin[0] + 0.5, origin[1] + 0.5)
+        polys.append([round(float(v), 1) for v in xy.ravel()])
+    return polys
+
+
 def dataset_to_coco_dict(ds: Dataset) -> dict[str, Any]:
     images = [{"id": im.id, "file_name": im.file_name, "width": im.width, "height": im.height, **dict(im.attributes)}
               for im in sorted(ds.images, key=lambda r: r.id)]

@@ -62,6 +62,19 @@ generate:
     assert r.exit_code == 0, r.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["images"] == 3 and manifest["generated_objects"] >= 1 and manifest["failures"] == []
+    # Inserted objects carry their visible-pixel mask as polygons, consistent with their tight box.
+    from pycocotools import mask as mask_utils
+
+    d = json.loads(first)
+    sizes = {im["id"]: (im["height"], im["width"]) for im in d["images"]}
+    generated = [a for a in d["annotations"] if "provenance" in a]
+    assert generated and all(a["segmentation"] for a in generated)
+    for a in generated:
+        m = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(a["segmentation"], *sizes[a["image_id"]])))
+        ys, xs = np.nonzero(m)
+        x, y, w, h = a["bbox"]
+        assert abs(xs.min() - x) <= 1 and abs(ys.min() - y) <= 1 and abs(xs.max() + 1 - (x + w)) <= 1, (a["bbox"], xs.min(), ys.min())
+        assert 0 < a["area"] <= w * h and abs(m.sum() - a["area"]) <= 0.35 * a["area"]
     assert (out / "config.yaml").exists()
     # Re-running over the same folder resumes (chunks kept) and reproduces the same annotations byte for byte.
     (out / "annotations.json").unlink()

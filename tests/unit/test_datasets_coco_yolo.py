@@ -80,3 +80,26 @@ def test_merge_matches_categories_by_name_and_remaps_ids():
     assert [an.id for an in m.annotations] == [1, 2, 3]
     assert m.annotations[2].image_id == 3 and m.annotations[2].category_id == 2
     assert dataset_to_coco_dict(m)["images"][2]["original_id"] == 1
+
+
+def test_mask_polygons_rasterize_back_to_the_mask():
+    import cv2
+    from pycocotools import mask as mask_utils
+
+    from roadsynth.datasets.coco import mask_polygons
+
+    crop = np.zeros((50, 70), np.uint8)
+    cv2.ellipse(crop, (25, 25), (20, 14), 0, 0, 360, 1, -1)  # an object
+    cv2.rectangle(crop, (52, 10), (65, 40), 1, -1)  # a second visible piece (e.g. split by an occluder)
+    crop[2, 2] = 1  # a speck: dropped
+    origin = (100, 60)
+    polys = mask_polygons(crop.astype(bool), origin)
+    assert len(polys) == 2 and all(len(p) >= 6 and len(p) % 2 == 0 for p in polys)
+    full = np.zeros((200, 240), bool)
+    full[60:110, 100:170] = crop.astype(bool)
+    full[62, 102] = False
+    back = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polys, 200, 240))).astype(bool)
+    iou = (back & full).sum() / (back | full).sum()
+    assert iou > 0.9, iou  # contours through boundary-pixel centres lose about half a pixel all round
+    ys, xs = np.nonzero(back)
+    assert xs.min() >= 100 and ys.min() >= 60 and xs.max() < 170 and ys.max() < 110  # placed at the origin
