@@ -242,7 +242,7 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
     from roadsynth.evaluation.leakage import near_duplicates, provenance_leaks
     from roadsynth.evaluation.report import aggregate_runs, write_report
     from roadsynth.evaluation.coco_metrics import PerImageEval
-    from roadsynth.evaluation.stats import paired_bootstrap, suggest_budget
+    from roadsynth.evaluation.stats import combined_verdict, paired_bootstrap, seed_bootstrap_diff, suggest_budget
 
     if rows is None:
         order = {arm: k for k, arm in enumerate(cfg.experiment.arms)}
@@ -261,9 +261,20 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
         preds = json.loads((out_dir / "runs" / arm_dirname(r["arm"], r["seed"]) / "predictions.json").read_text())
         evals.setdefault(r["arm"], []).append(PerImageEval(test.dataset, preds))
     baseline = "real" if "real" in evals else next(iter(evals))
-    comparisons = [{"arm": arm, "baseline": baseline, "metric": "mAP50_95", "seeds": len(ev),
-                    **paired_bootstrap(evals[baseline], ev, n_boot=cfg.experiment.bootstrap, seed=0)}
-                   for arm, ev in evals.items() if arm != baseline]
+    comparisons = []
+    for arm, ev in evals.items():
+        if arm == baseline:
+            continue
+        c = {"arm": arm, "baseline": baseline, "metric": "mAP50_95", "seeds": len(ev),
+             **paired_bootstrap(evals[baseline], ev, n_boot=cfg.experiment.bootstrap, seed=0)}
+        per_seed = {a: [r["mAP50_95"] for r in rows if r["arm"] == a and r.get("mAP50_95") is not None]
+                    for a in (baseline, arm)}
+        _, lo, hi = seed_bootstrap_diff(per_seed[baseline], per_seed[arm])
+        c["image_verdict"] = c["verdict"]
+        c["verdict"], c["verdict_reason"] = combined_verdict((c["ci_low"], c["ci_high"]), (lo, hi))
+        # metrics.json stays strict JSON: an interval that cannot be estimated (one seed) is null.
+        c["seed_ci_low"], c["seed_ci_high"] = (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else (None, None)
+        comparisons.append(c)
     curves = {}
     for c in test.dataset.categories:
         per_arm = {arm: [q for e in ev if (q := e.pr_curve(c.id)) is not None] for arm, ev in evals.items()}

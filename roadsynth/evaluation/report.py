@@ -136,9 +136,10 @@ def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_exam
     lines += ["", "## Verdict", ""]
     for comp in metrics["comparisons"]:
         lines.append(_verdict_line(comp))
-    lines += ["", "The confidence interval is a paired bootstrap over test images of the seed-averaged mAP; "
-              "the seed spread is shown separately in the table above. With few seeds and a short CPU training, "
-              "a difference inside either is not evidence of a gain."]
+    lines += ["", "Two 95 % intervals for the difference: a paired bootstrap over test images of the seed-averaged "
+              "mAP (test-set noise), and a Welch t-interval over the per-seed mAPs (training noise). A change is "
+              "claimed only when both lie on the same side of 0; with few seeds and a short CPU training the "
+              "per-seed interval is wide, and that is the honest answer."]
     leaks = metrics.get("leakage")
     if leaks is not None:
         lines += ["", "## Leakage check", ""]
@@ -210,8 +211,14 @@ def _inline(text: str) -> str:
 def _verdict_line(c: dict[str, Any]) -> str:
     d = c["difference"] * 100
     if "ci_low" in c:
-        return (f"- **{c['arm']} vs {c['baseline']}** ({c['metric']}): {d:+.2f} points, 95 % CI "
-                f"[{c['ci_low'] * 100:+.2f}, {c['ci_high'] * 100:+.2f}] → **{c['verdict']}**.")
+        line = (f"- **{c['arm']} vs {c['baseline']}** ({c['metric']}): {d:+.2f} points, 95 % CI over test images "
+                f"[{c['ci_low'] * 100:+.2f}, {c['ci_high'] * 100:+.2f}]")
+        if "seed_ci_low" in c:
+            lo, hi = c["seed_ci_low"], c["seed_ci_high"]
+            seed = "n/a" if lo is None or hi is None else f"[{lo * 100:+.2f}, {hi * 100:+.2f}]"
+            line += f", over seeds {seed}"
+        line += f" → **{c['verdict']}**"
+        return line + (f" ({c['verdict_reason']})." if c.get("verdict_reason") else ".")
     if c["within_noise"]:
         return (f"- **{c['arm']} vs {c['baseline']}** ({c['metric']}): {d:+.2f} points, within the seed-to-seed "
                 f"spread (±{c['seed_std'] * 100:.2f}) → **no significant change** shown by this run.")

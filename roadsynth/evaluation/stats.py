@@ -8,6 +8,7 @@ happened to use.
   bootstrap at 3 seeds).
 - `paired_bootstrap` is the composition the experiment uses: seed-averaged COCO AP of two arms under a
   paired image bootstrap, from `PerImageEval`s (per-image COCO matching, evaluation/coco_metrics.py).
+- `combined_verdict` claims a change only when both intervals agree.
 Numpy only (scipy for one t quantile); nothing here knows about COCO files or detectors.
 """
 
@@ -118,6 +119,27 @@ def verdict(ci_low: float, ci_high: float) -> str:
     if ci_high < 0:
         return "worse"
     return "no significant change"
+
+
+def combined_verdict(image_ci: tuple[float, float], seed_ci: tuple[float, float]) -> tuple[str, str]:
+    """(verdict, reason) when both sources of noise must agree before a change is claimed.
+
+    The paired image bootstrap of the seed-averaged mAP only sees test-set noise: two arms whose seeds
+    scatter widely can still get a narrow image interval. So "improves" / "worse" needs the image CI and
+    the per-seed interval (`seed_bootstrap_diff`) on the same side of 0; with one seed per arm the
+    training noise is unmeasured and no change is claimed.
+    """
+    image, seed = verdict(*image_ci), verdict(*seed_ci)
+    if not all(np.isfinite(seed_ci)):
+        return "no significant change", "one seed per arm, so the training noise is not measured; add seeds"
+    if image == seed:
+        reason = {"improves": "both the test-image and the per-seed intervals lie above 0",
+                  "worse": "both the test-image and the per-seed intervals lie below 0",
+                  "no significant change": "both intervals include 0"}[image]
+        return image, reason
+    if seed == "no significant change":
+        return "no significant change", "the test-image interval excludes 0 but the per-seed one does not; add seeds"
+    return "no significant change", "the per-seed interval excludes 0 but the test-image one does not; use more test images"
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -61,4 +61,9 @@ def test_quickstart_end_to_end_offline(tmp_path, network_audit, prefect_harness)
             assert 0.0 <= metrics["arms"][arm][key] <= 1.0
         assert "Ambulance" in metrics["arms"][arm]["per_class"]
     assert (out / "report.md").read_text().count("| real") >= 2
+    # The verdict weighs both noise sources: test images (bootstrap) and training seeds (t-interval).
+    [c] = metrics["comparisons"]
+    assert c["ci_low"] <= c["difference"] <= c["ci_high"] and "seed_ci_low" in c and c["verdict_reason"]
+    assert c["verdict"] in ("improves", "worse", "no significant change")
+    assert ", over seeds " in (out / "report.md").read_text()
     assert (out / "runs.csv").exists() and (out / "config.yaml").exists()

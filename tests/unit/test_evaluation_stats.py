@@ -150,3 +150,20 @@ def test_slices_by_image_attribute_match_evaluating_the_subset():
     sub = filter_dataset(gt, [im.id for im in gt.images if im.id % 3 == 0])
     expected = evaluate_detections(sub, [d for d in dets if d["image_id"] % 3 == 0], backend="pycocotools")
     assert fog["images"] == 40 and fog["real"] == pytest.approx(expected.stats["mAP50_95"], abs=1e-12)
+
+
+def test_combined_verdict_needs_both_noise_sources_to_agree():
+    from roadsynth.evaluation.stats import combined_verdict
+
+    assert combined_verdict((0.01, 0.03), (0.005, 0.04))[0] == "improves"
+    assert combined_verdict((-0.03, -0.01), (-0.05, -0.002))[0] == "worse"
+    # The quickstart's case: a narrow test-image interval above 0, seeds scattered across 0.
+    v, why = combined_verdict((0.0009, 0.0106), (-0.014, 0.021))
+    assert v == "no significant change" and "per-seed" in why and "add seeds" in why
+    v, why = combined_verdict((-0.01, 0.02), (0.01, 0.02))
+    assert v == "no significant change" and "test images" in why
+    v, why = combined_verdict((0.01, 0.03), (float("nan"), float("nan")))
+    assert v == "no significant change" and "one seed" in why
+    # Wired to the real per-seed interval: two seeds each, widely scattered -> nothing claimed.
+    _, lo, hi = seed_bootstrap_diff([0.0009, 0.0021], [0.0066, 0.0032])
+    assert lo < 0 < hi and combined_verdict((0.0009, 0.0106), (lo, hi))[0] == "no significant change"
