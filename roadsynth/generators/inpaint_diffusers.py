@@ -26,7 +26,7 @@ from roadsynth.datasets.records import Box, Provenance
 from roadsynth.generators.base import Insertion, Rejection
 from roadsynth.generators.cutouts import CutoutBank
 from roadsynth.generators.masks import ellipse_mask
-from roadsynth.generators.verify import verify_object
+from roadsynth.generators.verify import trim_occluded, verify_object
 from roadsynth.geometry.records import Placement
 
 MaskShape = Literal["box", "ellipse", "cutout"]
@@ -141,7 +141,7 @@ class InpaintInserter:
                  guidance_scale: float = 7.5, strength: float = 1.0, native: int | None = None,
                  context: float = 2.0, min_window_px: int = 96, batch_size: int = 4, mask_shape: MaskShape = "ellipse",
                  bank: CutoutBank | None = None, feather_px: float = 3.0, negative_prompt: str = "blurry, deformed, cartoon",
-                 device: str = "auto", config: str | None = None):
+                 device: str = "auto", config: str | None = None, min_visible_px: int = 40):
         if not 0 <= strength <= 1:
             raise ValueError(f"`strength` must be in [0, 1], but got {strength}")
         check_steps(steps, strength)
@@ -161,6 +161,7 @@ class InpaintInserter:
             raise ValueError(f"`native` must be a multiple of 8, but got {self.native}")
         self.context, self.min_window_px, self.batch_size = context, min_window_px, batch_size
         self.mask_shape, self.bank, self.feather_px, self.negative = mask_shape, bank, feather_px, negative_prompt
+        self.min_visible_px = min_visible_px
 
     # -- Inserter protocol ---------------------------------------------------------------------------
     def insert(self, image: np.ndarray, placements: Sequence[Placement], rng: np.random.Generator, *,
@@ -195,12 +196,18 @@ class InpaintInserter:
                     jobs.append(job)
         generated = self._run(images, jobs)
         outs = [img.copy() for img in images]
-        # Far to near, so a nearer object's mask wins where two windows overlap.
+        # Far to near, so a nearer object covers a farther one where their masks overlap; the farther
+        # one's mask and box are then trimmed to what stays visible.
         occluders = occluders or [{}] * len(images)
+        drawn: list[list[int]] = [[] for _ in images]
         for k in sorted(range(len(jobs)), key=lambda k: placements[jobs[k].frame][jobs[k].index].contact[1]):
             job = jobs[k]
             p = placements[job.frame][job.index]
-            results[job.frame][job.index] = self._paste(outs[job.frame], p, job, generated[k], occluders[job.frame])
+            r = results[job.frame][job.index] = self._paste(outs[job.frame], p, job, generated[k], occluders[job.frame])
+            if isinstance(r, Insertion):
+                drawn[job.frame].append(job.index)
+        for f, order in enumerate(drawn):
+            trim_occluded(results[f], order, self.min_visible_px)
         return [(o, r) for o, r in zip(outs, results)]  # type: ignore[misc]
 
     # -- steps -------------------------------------------------------------------------------------
@@ -283,7 +290,7 @@ class InpaintInserter:
             a = cv2.GaussianBlur(a, (0, 0), self.feather_px / 2) * mask
         comp = before.astype(np.float32) * (1 - a[..., None]) + gen.astype(np.float32) * a[..., None]
         after = np.clip(np.round(comp), 0, 255).astype(np.uint8)
-        verdict = verify_object(before, after, mask, job.box)
+        verdict = verify_object(before, after, mask, job.box, min_pixels=self.min_visible_px)
         prov = Provenance(method="inpaint", source=self.model_id, seed=job.seed, params={
             "prompt": job.prompt, "negative_prompt": self.negative, "steps": self.steps, "guidance_scale": self.guidance,
             "strength": self.strength, "mask_shape": self.mask_shape, "window": list(job.window), "native": self.native,

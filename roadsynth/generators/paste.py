@@ -17,13 +17,8 @@ from scipy import fft
 from roadsynth.datasets.records import Box, Provenance
 from roadsynth.generators.base import Insertion, Rejection
 from roadsynth.generators.cutouts import Cutout, CutoutBank
-from roadsynth.generators.verify import mask_box, verify_object
+from roadsynth.generators.verify import mask_box, trim_occluded, verify_object
 from roadsynth.geometry.records import Placement
-
-
-def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else None
 
 
 class PasteInserter:
@@ -71,28 +66,7 @@ class PasteInserter:
             results[i] = r = self._paste_one(out, p, cut, obj_rng, int(seeds[i]), occluders or {})
             if isinstance(r, Insertion):
                 drawn.append(i)
-        # A nearer object drawn later hides part of a farther one: trim the farther one's mask where
-        # their windows overlap, then refit its box.
-        for k, i in enumerate(drawn):
-            r = results[i]
-            trimmed = False
-            for j in drawn[k + 1 :]:
-                near = results[j]
-                inter = _overlap(r.window, near.window)
-                if inter is not None:
-                    x1, y1, x2, y2 = inter
-                    (ax, ay), (bx, by) = r.window[:2], near.window[:2]
-                    r.mask[y1 - ay : y2 - ay, x1 - ax : x2 - ax] &= ~near.mask[y1 - by : y2 - by, x1 - bx : x2 - bx]
-                    trimmed = True
-            if not trimmed:
-                continue
-            local = mask_box(r.mask)
-            if local is None or cv2.countNonZero(r.mask.view(np.uint8)) < self.min_visible_px:
-                results[i] = Rejection(r.placement, "occluded by a nearer inserted object", r.scores)
-            else:
-                box = Box(local.x + r.window[0], local.y + r.window[1], local.w, local.h)
-                results[i] = Insertion(r.placement, box, r.mask, r.window, r.provenance,
-                                       {**r.scores, "occluded_by_new": box != r.box})
+        trim_occluded(results, drawn, self.min_visible_px)
         return out, results  # type: ignore[return-value]
 
     def _paste_one(self, out: np.ndarray, p: Placement, cut: Cutout, rng: np.random.Generator, seed: int,

@@ -9,7 +9,7 @@ points at a visible object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -138,6 +138,37 @@ def _fscore(e0: np.ndarray, e1: np.ndarray, tolerance_px: int) -> float:
 def _density_ratio(e0: np.ndarray, e1: np.ndarray) -> float:
     n0, n1 = int(e0.sum()), int(e1.sum())
     return float(n1 / n0) if n0 else (0.0 if n1 == 0 else float("inf"))
+
+
+def trim_occluded(results: list, drawn: Sequence[int], min_visible_px: int) -> None:
+    """In place: objects drawn later (nearer) hide parts of earlier (farther) ones.
+
+    `drawn` holds the indices of `results` (Insertions) in drawing order, far to near. Each farther
+    object's mask loses the pixels of every nearer object's mask where their windows overlap; its box
+    is refit, and it becomes a Rejection when fewer than `min_visible_px` pixels stay visible.
+    """
+    from roadsynth.generators.base import Insertion, Rejection
+
+    for k, i in enumerate(drawn):
+        r = results[i]
+        trimmed = False
+        for j in drawn[k + 1 :]:
+            near = results[j]
+            x1, y1 = max(r.window[0], near.window[0]), max(r.window[1], near.window[1])
+            x2, y2 = min(r.window[2], near.window[2]), min(r.window[3], near.window[3])
+            if x2 > x1 and y2 > y1:
+                (ax, ay), (bx, by) = r.window[:2], near.window[:2]
+                r.mask[y1 - ay : y2 - ay, x1 - ax : x2 - ax] &= ~near.mask[y1 - by : y2 - by, x1 - bx : x2 - bx]
+                trimmed = True
+        if not trimmed:
+            continue
+        local = mask_box(r.mask)
+        if local is None or cv2.countNonZero(_u8(r.mask)) < min_visible_px:
+            results[i] = Rejection(r.placement, "occluded by a nearer inserted object", r.scores)
+        else:
+            box = Box(local.x + r.window[0], local.y + r.window[1], local.w, local.h)
+            results[i] = Insertion(r.placement, box, r.mask, r.window, r.provenance,
+                                   {**r.scores, "occluded_by_new": box != r.box})
 
 
 def outside_mask_identical(before: np.ndarray, after: np.ndarray, allowed: np.ndarray) -> tuple[bool, int]:

@@ -166,3 +166,22 @@ generate:
     assert all(a.provenance.params["strength"] == 1.0 for a in gen)
     with pytest.raises(ValueError, match="`method` must be Original, Paste or Ours"):
         studio.generate(0, 1, "Magic")
+
+
+@pytest.mark.slow
+def test_nearer_inpainted_object_trims_the_farther_ones_mask(model_dir, frame):
+    from roadsynth.generators.inpaint_diffusers import InpaintInserter
+
+    ins = InpaintInserter(model_dir, PROMPTS, steps=1, native=64, min_window_px=48, batch_size=2, mask_shape="box",
+                          device="cpu")
+    far, near = place("deer", 70, 90, 30), place("cow", 80, 100, 26)  # near: lower contact point, drawn last
+    out, (rf, rn) = ins.insert(frame, [far, near], np.random.default_rng(1))
+    assert isinstance(rn, Insertion), rn
+    if isinstance(rf, Rejection):  # fully hidden is a legal outcome, but then it must say so
+        assert "occluded" in rf.reason or rf.reason.startswith(("missing", "too small"))
+        return
+    mf, mn = rf.frame_mask(frame.shape), rn.frame_mask(frame.shape)
+    assert mf.any() and not (mf & mn).any()
+    ys, xs = np.nonzero(mf)
+    assert (rf.box.x, rf.box.y, rf.box.x2, rf.box.y2) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert rf.scores.get("occluded_by_new") is True
