@@ -46,9 +46,40 @@ def main() -> None:
         rows = place_preview(cfg, Path(tmp) / "place", n=4)
         for k, r in enumerate(rows[:2]):
             save_image_atomic(OUT / f"placement_{k}.jpg", load_image(Path(tmp) / "place" / r["overlay"]), 88)
+    blend_gallery(cfg)
     weather_gallery()
     restyle_gallery()
     print(f"wrote {OUT}")
+
+
+def blend_gallery(cfg, width: int = 440) -> None:
+    """The same frames, objects and seeds with feathered alpha vs Poisson blending, cropped to the objects."""
+    import cv2
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = {}
+        for blend in ("feather", "poisson"):
+            g = cfg.generate.model_copy(update={"insert": cfg.generate.insert.model_copy(update={"blend": blend})})
+            outs[blend] = (generate_dataset(cfg.model_copy(update={"generate": g}), Path(tmp) / blend), Path(tmp) / blend)
+        ds, _ = outs["feather"]
+        for im in ds.images:
+            gen = [a for a in ds.annotations if a.image_id == im.id and a.generated]
+            if len(gen) < 2 or len(rows) == 2:
+                continue
+            x1 = int(max(min(a.bbox.x for a in gen) - 40, 0))
+            y1 = int(max(min(a.bbox.y for a in gen) - 40, 0))
+            x2 = int(min(max(a.bbox.x2 for a in gen) + 40, im.width))
+            y2 = int(min(max(a.bbox.y2 for a in gen) + 40, im.height))
+            tiles = []
+            for blend, (_, folder) in outs.items():
+                crop = load_image(folder / "images" / im.file_name)[y1:y2, x1:x2]
+                h = int(crop.shape[0] * width / crop.shape[1])
+                tiles.append(label(cv2.resize(crop, (width, h), interpolation=cv2.INTER_AREA), blend))
+            rows.append(np.concatenate([tiles[0], np.full((tiles[0].shape[0], 6, 3), 255, np.uint8), tiles[1]], axis=1))
+    w = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 6), (0, w - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    save_image_atomic(OUT / "paste_blend.jpg", np.concatenate(rows, axis=0), 88)
 
 
 def label(img: np.ndarray, text: str) -> np.ndarray:
@@ -107,3 +138,7 @@ def restyle_gallery() -> None:
         rows.append(np.concatenate([pair(rgb, out.image, 320), np.full((h, 6, 3), 255, np.uint8),
                                     cv2.resize(outline, (320, h), interpolation=cv2.INTER_AREA)], axis=1))
     save_image_atomic(OUT / "restyle_paint.jpg", np.concatenate(rows, axis=0), 88)
+
+
+if __name__ == "__main__":
+    main()
