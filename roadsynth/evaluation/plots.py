@@ -59,11 +59,19 @@ def pr_curves(curves: dict[str, dict[str, np.ndarray]]) -> bytes:
 
 
 def bootstrap_ci(comparisons: list[dict[str, Any]]) -> bytes:
-    fig, ax = plt.subplots(figsize=(5, 0.6 + 0.5 * len(comparisons)))
+    """Each arm's difference to the baseline with both 95 % intervals: over test images and over seeds."""
+    fig, ax = plt.subplots(figsize=(5.5, 1.1 + 0.6 * len(comparisons)))
     for k, c in enumerate(comparisons):
         d, lo, hi = c["difference"] * 100, c["ci_low"] * 100, c["ci_high"] * 100
-        ax.errorbar([d], [k], xerr=[[d - lo], [hi - d]], fmt="o", capsize=4)
+        ax.errorbar([d], [k + 0.12], xerr=[[d - lo], [hi - d]], fmt="o", capsize=4, color="C0",
+                    label="test images (paired bootstrap)" if k == 0 else None)
+        if c.get("seed_ci_low") is not None and c.get("seed_ci_high") is not None:
+            slo, shi = c["seed_ci_low"] * 100, c["seed_ci_high"] * 100
+            ax.errorbar([d], [k - 0.12], xerr=[[d - slo], [shi - d]], fmt="s", capsize=4, color="C1",
+                        label="seeds (Welch t)" if k == 0 else None)
     ax.axvline(0, color="grey", lw=1, ls="--")
     ax.set_yticks(range(len(comparisons)), [f"{c['arm']} - {c['baseline']}" for c in comparisons])
-    ax.set_xlabel("difference in mAP50-95 (x100), 95 % bootstrap CI")
+    ax.set_ylim(-0.6, len(comparisons) - 0.4)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    ax.set_xlabel("difference in mAP50-95 (x100), 95 % intervals")
     return _png(fig)
