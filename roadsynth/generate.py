@@ -317,14 +317,15 @@ def _finish_frame(g: GenerateConfig, plan: FramePlan, out_rgb: np.ndarray, resul
     rejected = []
     for r in results:
         if isinstance(r, Insertion):
-            anns.append({
+            ann = {
                 "category_id": cat_index[r.placement.category.lower()], "bbox": r.box.xywh(), "iscrowd": 0,
-                # The visible pixels (after occlusion), so instance-segmentation models can train on them too.
-                "segmentation": mask_polygons(r.mask, r.window[:2]), "area": float(np.count_nonzero(r.mask)),
                 "attributes": {"occluded": bool(r.placement.occluders), "truncated": bool(r.placement.truncated)},
                 "provenance": {**r.provenance.to_dict(), "placement": r.placement.to_dict(),
                                "verifier": jsonable(r.scores)},
-            })
+            }
+            if r.mask_is_silhouette:  # visible pixels after occlusion, for instance-segmentation training
+                ann.update(segmentation=mask_polygons(r.mask, r.window[:2]), area=float(np.count_nonzero(r.mask)))
+            anns.append(ann)
         else:
             rejected.append({"category": r.placement.category, "reason": r.reason})
     rejected += [{"category": c, "reason": why} for c, why in plan.unplaced]

@@ -23,6 +23,9 @@ class Insertion:
     window: tuple[int, int, int, int]
     provenance: Provenance
     scores: dict[str, Any] = field(default_factory=dict)  # verifier measurements
+    # True when `mask` follows the object's outline (a pasted cut-out, or inpainting inside a cut-out
+    # silhouette); False for a box or ellipse inpainting region, which is not an instance mask.
+    mask_is_silhouette: bool = True
 
     def frame_mask(self, shape: tuple[int, ...]) -> np.ndarray:
         """The visible object pixels as an HxW bool mask of a frame of `shape` (H, W[, C])."""

@@ -299,4 +299,5 @@ class InpaintInserter:
             return Rejection(p, verdict.reason, verdict.scores)
         out[y1:y2, x1:x2] = after
         tb = verdict.tight_box
-        return Insertion(p, Box(tb.x + x1, tb.y + y1, tb.w, tb.h), mask, job.window, prov, verdict.scores)
+        return Insertion(p, Box(tb.x + x1, tb.y + y1, tb.w, tb.h), mask, job.window, prov, verdict.scores,
+                         mask_is_silhouette=self.mask_shape == "cutout")

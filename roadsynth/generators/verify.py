@@ -168,7 +168,7 @@ def trim_occluded(results: list, drawn: Sequence[int], min_visible_px: int) -> N
         else:
             box = Box(local.x + r.window[0], local.y + r.window[1], local.w, local.h)
             results[i] = Insertion(r.placement, box, r.mask, r.window, r.provenance,
-                                   {**r.scores, "occluded_by_new": box != r.box})
+                                   {**r.scores, "occluded_by_new": box != r.box}, r.mask_is_silhouette)
 
 
 def outside_mask_identical(before: np.ndarray, after: np.ndarray, allowed: np.ndarray) -> tuple[bool, int]:

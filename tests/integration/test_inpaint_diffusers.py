@@ -177,6 +177,7 @@ def test_nearer_inpainted_object_trims_the_farther_ones_mask(model_dir, frame):
     far, near = place("deer", 70, 90, 30), place("cow", 80, 100, 26)  # near: lower contact point, drawn last
     out, (rf, rn) = ins.insert(frame, [far, near], np.random.default_rng(1))
     assert isinstance(rn, Insertion), rn
+    assert not rn.mask_is_silhouette  # a box region is not an instance mask: no segmentation gets written
     if isinstance(rf, Rejection):  # fully hidden is a legal outcome, but then it must say so
         assert "occluded" in rf.reason or rf.reason.startswith(("missing", "too small"))
         return
