@@ -210,8 +210,7 @@ class PasteInserter:
             return out
         y1, y2, x1, x2 = y - 1, y + h + 1, x - 1, x + w + 1
         f = poisson_solve(comp[y1:y2, x1:x2], o[y1:y2, x1:x2], visible[y1:y2, x1:x2])
-        win, m = out[y1:y2, x1:x2], visible[y1:y2, x1:x2]
-        win[m] = f[m]
+        np.copyto(out[y1:y2, x1:x2], f, where=visible[y1:y2, x1:x2, None])
         return out
 
 
@@ -223,30 +222,30 @@ def poisson_solve(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> np.ndar
     gradient on every pair that touches the mask): on test shapes this lands ~7x closer to the exact
     irregular-boundary solution than seamlessClone, in about half its time. Returns uint8 HxWx3.
     """
-    d, s = dst.astype(np.float32), src.astype(np.float32)
-    inside = mask[..., None]
-    # Where the guidance differs from dst's own gradient; zero away from the mask, so the correction
-    # u = f - dst is the solution of Laplace(u) = div(e) with u = 0 on the window's border.
-    ex = np.diff(s, axis=1) - np.diff(d, axis=1)
-    ex *= inside[:, 1:] | inside[:, :-1]
-    ey = np.diff(s, axis=0) - np.diff(d, axis=0)
-    ey *= inside[1:] | inside[:-1]
-    div = np.zeros_like(d)
-    div[:, :-1] += ex
-    div[:, 1:] -= ex
-    div[:-1] += ey
-    div[1:] -= ey
-    div = div[1:-1, 1:-1]
-    h, w = div.shape[:2]
-    # A DST-I of length n is an FFT of length 2(n + 1): grow the window (with zero residual, i.e. more
+    H, W = mask.shape
+    h, w = H - 2, W - 2  # unknowns: the window's interior
+    # A DST-I of length n is an FFT of length 2(n + 1): grow the domain (with zero residual, i.e. more
     # of dst's own gradients) to lengths whose FFT is fast. Up to 3x faster on awkward sizes; the extra
     # margin moves the result by a fraction of a grey level.
     n, m = (fft.next_fast_len(2 * (k + 1), real=True) // 2 - 1 for k in (h, w))
-    if (n, m) != (h, w):
-        div = np.pad(div, ((0, n - h), (0, m - w), (0, 0)))
+    # The guidance differs from dst's own gradient by the gradient of src - dst, and only on pixel pairs
+    # touching the mask; so the correction u = f - dst solves Laplace(u) = div(e), u = 0 on the border.
+    g = cv2.subtract(src, dst, dtype=cv2.CV_32F)
+    inside = mask[..., None]
+    ex = np.diff(g, axis=1)
+    ex *= inside[:, 1:] | inside[:, :-1]
+    ey = np.diff(g, axis=0)
+    ey *= inside[1:] | inside[:-1]
+    div = np.zeros((n + 2, m + 2, 3), np.float32)
+    div[:H, : W - 1] += ex
+    div[:H, 1:W] -= ex
+    div[: H - 1, :W] += ey
+    div[1:H, :W] -= ey
+    div[H - 1, :] = 0  # the bottom and right border rows are Dirichlet (u = 0), not unknowns
+    div[:, W - 1] = 0
     lam = ((2 * np.cos(np.pi * np.arange(1, n + 1) / (n + 1)) - 2)[:, None]
            + (2 * np.cos(np.pi * np.arange(1, m + 1) / (m + 1)) - 2)[None, :]).astype(np.float32)
-    u = fft.idstn(fft.dstn(div, type=1, axes=(0, 1)) / lam[..., None], type=1, axes=(0, 1))
-    f = d
-    f[1:-1, 1:-1] += u[:h, :w]
-    return np.clip(np.round(f), 0, 255).astype(np.uint8)
+    u = fft.idstn(fft.dstn(div[1 : n + 1, 1 : m + 1], type=1, axes=(0, 1)) / lam[..., None], type=1, axes=(0, 1))
+    out = dst.copy()
+    out[1:-1, 1:-1] = np.clip(np.round(u[:h, :w] + dst[1:-1, 1:-1]), 0, 255)
+    return out
