@@ -135,9 +135,22 @@ class InpaintConfig(_Model):
     device: str = "auto"
 
 
+class DetectorCheckConfig(_Model):
+    """Score each inserted object with a detector you trust (an Ultralytics weights file you have, e.g. one
+    trained on real data of these classes); scores are stored in the provenance, objects are kept."""
+
+    weights: Path
+    class_map: dict[str, str] = Field({}, description="inserted category -> the detector's class name (default: same)")
+    min_score: float = Field(0.25, ge=0, le=1)
+    min_iou: float = Field(0.5, ge=0, le=1)
+    imgsz: int = Field(640, ge=32)
+    device: str = "cpu"
+
+
 class InsertConfig(_Model):
     method: Literal["paste", "inpaint"] = "paste"
     inpaint: InpaintConfig | None = None
+    detector_check: DetectorCheckConfig | None = None
     categories: dict[str, float] = Field(..., description="category -> sampling weight")
     objects_per_image: tuple[int, int] = (1, 2)
     blend: Literal["feather", "poisson", "none"] = "feather"
@@ -358,8 +371,8 @@ class Config(_Model):
 
 _PATH_KEYS = {"path", "images_root", "label_maps", "images_dir"}
 # Model paths only under the diffusion sections: the detector's `model` is a model name.
-_MODEL_PATH_KEYS = {"model", "config", "controlnet"}
-_MODEL_SECTIONS = {"inpaint", "restyle", "diffusion"}
+_MODEL_PATH_KEYS = {"model", "config", "controlnet", "weights"}
+_MODEL_SECTIONS = {"inpaint", "restyle", "diffusion", "detector_check"}
 
 
 def _resolve_paths(node: object, base: Path, parent: str = "") -> object:

@@ -10,17 +10,19 @@ chunk is complete.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from roadsynth import __version__
 from roadsynth.appearance import Appearance
-from roadsynth.config import Config, GenerateConfig, SceneSource, save_config
+from roadsynth.config import Config, DetectorCheckConfig, GenerateConfig, SceneSource, save_config
 from roadsynth.datasets.coco import dataset_from_coco_dict, mask_polygons, write_coco
 from roadsynth.datasets.validate import validate_coco
 from roadsynth.datasets.io import (
@@ -187,6 +189,23 @@ def make_inserter(cfg: GenerateConfig, bank: CutoutBank):
         config=str(d.config) if d.config else None)
 
 
+_DETECTOR_CHECKS: dict[str, object] = {}
+
+
+def make_detector_check(d: DetectorCheckConfig, categories: Sequence[str]):
+    """The configured detector check; weights are loaded once per process and config (chunks reuse it)."""
+    # Per thread too: an Ultralytics model must not predict from two task-runner threads at once.
+    key = f"{threading.get_ident()}:{d.model_dump_json()}:{sorted(categories)}"
+    if key not in _DETECTOR_CHECKS:
+        from roadsynth.detectors.yolo_ultralytics import NamedYolo  # ultralytics only when configured
+        from roadsynth.generators.detector_check import DetectorCheck
+
+        det = NamedYolo(d.weights, imgsz=d.imgsz, conf=min(0.05, d.min_score), device=d.device)
+        _DETECTOR_CHECKS[key] = DetectorCheck(det, det.names, categories, class_map=d.class_map,
+                                              min_score=d.min_score, min_iou=d.min_iou, source=str(d.weights))
+    return _DETECTOR_CHECKS[key]
+
+
 def run_chunk(
     cfg: Config, chunk_index: int, jobs: list[FrameJob], out_dir: Path, bank: CutoutBank,
     sources: list[tuple[Dataset, Path]] | None = None, inserter=None, appearance: Appearance | None = None,
@@ -227,6 +246,10 @@ def run_chunk(
                                         occluders=[p.occluders for p in plans])
     else:
         inserted = [inserter.insert(p.rgb, p.placements, p.rng, occluders=p.occluders) for p in plans]
+    if g.insert is not None and g.insert.detector_check is not None and inserted:
+        check = make_detector_check(g.insert.detector_check, list(g.insert.categories))
+        scored = check.score([rgb for rgb, _ in inserted], [rs for _, rs in inserted])
+        inserted = [(rgb, rs) for (rgb, _), rs in zip(inserted, scored)]
     images = []
     for plan, (out_rgb, results) in zip(plans, inserted):
         try:

@@ -162,6 +162,26 @@ class YoloDetector:
         return out
 
 
+class NamedYolo:
+    """Any Ultralytics weights file the user has (roadsynth-trained or not) as a function from RGB frames
+    to `(class name, box, score)` lists, for scoring inserted objects (generators/detector_check.py)."""
+
+    def __init__(self, weights: str | Path, *, imgsz: int = 640, conf: float = 0.05, device: str = "cpu"):
+        weights = Path(weights)
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: detector weights file not found")
+        self.model = _import_yolo()(str(weights))
+        self.names = [str(self.model.names[i]) for i in sorted(self.model.names)]
+        self.imgsz, self.conf, self.device = imgsz, conf, device
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[list[tuple[str, Box, float]]]:
+        bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in images]  # Ultralytics takes arrays as BGR
+        results = self.model.predict(bgr, imgsz=self.imgsz, conf=self.conf, device=self.device, verbose=False)
+        return [[(self.names[int(c)], Box.from_xyxy(*xyxy), float(sc))
+                 for xyxy, c, sc in zip(r.boxes.xyxy.tolist(), r.boxes.cls.tolist(), r.boxes.conf.tolist())]
+                for r in results]
+
+
 def load_class_map(weights: Path) -> dict[int, int]:
     """Class index -> COCO category id, from classes.json next to the weights (or in the run's data dir)."""
     weights = Path(weights)

@@ -12,6 +12,7 @@ import pytest
 from roadsynth.datasets.io import save_image_atomic
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
 from roadsynth.detectors.base import DatasetSplit
+from tests.conftest import DATA
 
 W, H = 64, 48  # not square, so letterboxing is involved; equal to imgsz on the long side (no resize)
 
@@ -75,11 +76,54 @@ def test_train_predict_evaluate_one_epoch_offline(tmp_path, network_audit, monke
                                atol=1e-3)
     assert [b.category_id for b in big_preds] == [s.category_id for s in small_preds]
 
+    # The same weights as a named detector on in-memory frames (what generate's detector check uses).
+    from roadsynth.detectors.yolo_ultralytics import NamedYolo
+
+    named = NamedYolo(weights, imgsz=64, conf=1e-4)
+    assert named.names == ["bar", "square"] or sorted(named.names) == ["bar", "square"]
+    [dets] = named([load_image(imgs / "img11.png")])
+    assert dets and {n for n, _, _ in dets} <= {"bar", "square"}
+    top = max(dets, key=lambda d: d[2])
+    best = max(small_preds, key=lambda p: p.score)
+    assert top[1].iou(best.box) > 0.99 and abs(top[2] - best.score) < 1e-4  # same model, same frame
+
     m = evaluate_detections(val, predictions_to_coco_results(preds))
     for k in ("mAP50_95", "mAP50", "mAP75", "AR100"):
         assert math.isfinite(m.stats[k]) and 0.0 <= m.stats[k] <= 1.0, (k, m.stats[k])
     assert m.per_class["square"]["n_gt"] == 4 and m.per_class["bar"]["n_gt"] == 4
     assert network_audit.events == []
+
+    # Generation with the detector check: every inserted object carries the detector's verdict.
+    from roadsynth.config import load_config
+    from roadsynth.datasets.coco import read_coco
+    from roadsynth.generate import generate_dataset
+
+    cfg_path = tmp_path / "check.yaml"
+    cfg_path.write_text(f"""
+name: check
+generate:
+  n_images: 2
+  scenes: [{{name: camvid, format: label_maps, path: {DATA}/camvid/images, label_maps: {DATA}/camvid/road_labels,
+             camera: {{horizon_frac: 0.47, height_m: 1.3}}}}]
+  cutouts: [{{kind: msrc, path: {DATA}/cutouts/msrc_v2_animals, categories: [sheep]}}]
+  insert:
+    categories: {{sheep: 1.0}}
+    objects_per_image: [2, 2]
+    detector_check: {{weights: {weights}, class_map: {{sheep: square}}, imgsz: 64, min_score: 0.5}}
+""")
+    ds = generate_dataset(load_config(cfg_path), tmp_path / "gen")
+    gen = [a for a in ds.annotations if a.generated]
+    assert gen
+    for a in gen:
+        v = read_verifier(tmp_path / "gen", a.id)
+        assert v["detector_class"] == "square" and 0 <= v["detector_score"] <= 1 and isinstance(v["detector_found"], bool)
+        assert v["detector_found"] == (v["detector_score"] >= 0.5)
+    assert read_coco(tmp_path / "gen" / "annotations.json")
+
+
+def read_verifier(folder: Path, ann_id: int) -> dict:
+    d = json.loads((folder / "annotations.json").read_text())
+    return next(a for a in d["annotations"] if a["id"] == ann_id)["provenance"]["verifier"]
 
 
 def test_bare_pt_name_is_refused_instead_of_downloaded():
