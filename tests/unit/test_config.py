@@ -37,6 +37,8 @@ def test_minimal_config_resolves_relative_paths(tmp_path):
     cfg = load_config(_write(tmp_path, MINIMAL))
     assert cfg.generate.scenes[0].path == tmp_path.resolve()
     assert cfg.experiment is None
+    checked = MINIMAL.replace("{categories: {deer: 1.0}}", "{categories: {deer: 1.0}, detector_check: {weights: w/best.pt}}")
+    assert load_config(_write(tmp_path, checked)).generate.insert.detector_check.weights == tmp_path.resolve() / "w/best.pt"
 
 
 @pytest.mark.parametrize(
