@@ -106,6 +106,8 @@ class Review:
                          "changed_frac_in_mask": scores.get("changed_frac_in_mask"),
                          "mean_change_in_mask": scores.get("mean_change_in_mask"),
                          "spill_frac": scores.get("spill_frac"),
+                         # From the optional detector check (insert.detector_check); None without one.
+                         "detector_score": scores.get("detector_score"), "detector_found": scores.get("detector_found"),
                          "box": [round(v, 1) for v in a.bbox.xywh()]})
         return rows
 

@@ -18,7 +18,7 @@ from roadsynth.review import Review, Studio, detect, list_runs
 METHODS = ["Original", "Ours (inpainting)", "Paste"]
 BOX_MODES = ["None", "Generated", "All"]
 OBJECT_COLUMNS = ["id", "category", "status", "method", "source", "prompt", "seed", "changed_frac_in_mask",
-                  "mean_change_in_mask", "spill_frac", "box"]
+                  "mean_change_in_mask", "spill_frac", "detector_score", "detector_found", "box"]
 
 
 def _gradio():

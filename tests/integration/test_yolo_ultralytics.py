@@ -119,6 +119,10 @@ generate:
         assert v["detector_class"] == "square" and 0 <= v["detector_score"] <= 1 and isinstance(v["detector_found"], bool)
         assert v["detector_found"] == (v["detector_score"] >= 0.5)
     assert read_coco(tmp_path / "gen" / "annotations.json")
+    from roadsynth.review import Review  # the review table shows the detector's verdict per object
+
+    rows = [r for k in range(2) for r in Review(tmp_path / "gen").objects(k)]
+    assert rows and all(r["detector_score"] is not None and isinstance(r["detector_found"], bool) for r in rows)
 
 
 def read_verifier(folder: Path, ann_id: int) -> dict:
