@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from roadsynth.review import Review, Studio, detect, list_runs
 
@@ -19,6 +20,7 @@ METHODS = ["Original", "Ours (inpainting)", "Paste"]
 BOX_MODES = ["None", "Generated", "All"]
 OBJECT_COLUMNS = ["id", "category", "status", "method", "source", "prompt", "seed", "changed_frac_in_mask",
                   "mean_change_in_mask", "spill_frac", "detector_score", "detector_found", "box"]
+DETECTOR_COLUMNS = ("detector_score", "detector_found")  # shown only for runs with a detector check
 
 
 def _gradio():
@@ -66,7 +68,9 @@ def build_app(*, studio: Studio | None = None, dataset: Path | None = None, expe
             im = r.dataset.images[index]
             det = detect(Path(run["weights"]), r.folder / "images" / im.file_name, test_names, r.image(index), det_imgsz)
         rows = r.objects(index)
-        table = [[row[c] if not isinstance(row[c], list) else str(row[c]) for c in OBJECT_COLUMNS] for row in rows]
+        cols = [c for c in OBJECT_COLUMNS if c not in DETECTOR_COLUMNS or any(row[c] is not None for row in rows)]
+        table = pd.DataFrame([[str(row[c]) if isinstance(row[c], list) else row[c] for c in cols] for row in rows],
+                             columns=cols)
         choices = [f"#{row['id']} {row['category']}" for row in rows]
         im = r.dataset.images[index]
         label = (f"sample {index + 1} / {len(r)}: `{im.file_name}` from `{im.attributes.get('background', '?')}`, "
@@ -125,7 +129,7 @@ def build_app(*, studio: Studio | None = None, dataset: Path | None = None, expe
                     prev = gr.Button("◀ Previous", elem_id="prev")
                     status = gr.Markdown(elem_id="status")
                     nxt = gr.Button("Next ▶", elem_id="next")
-                objects = gr.Dataframe(headers=OBJECT_COLUMNS, label="Generated objects: provenance and verifier scores",
+                objects = gr.Dataframe(headers=[c for c in OBJECT_COLUMNS if c not in DETECTOR_COLUMNS], label="Generated objects: provenance and verifier scores",
                                        elem_id="objects", interactive=False, wrap=True)
                 with gr.Row():
                     obj = gr.Dropdown([], label="Object", elem_id="object")
