@@ -32,8 +32,8 @@ class DetectorCheck:
         if not 0 <= min_iou <= 1:
             raise ValueError(f"`min_iou` must be in [0, 1], but got {min_iou}")
         known = {n.lower() for n in names}
-        self.target = {c.lower(): (class_map or {}).get(c, (class_map or {}).get(c.lower(), c)).lower()
-                       for c in categories}
+        mapped = {k.lower(): v.lower() for k, v in (class_map or {}).items()}
+        self.target = {c.lower(): mapped.get(c.lower(), c.lower()) for c in categories}  # category -> class
         missing = sorted(c for c, t in self.target.items() if t not in known)
         if missing:
             raise ValueError(f"{source}: the detector has no class for {missing}; its classes are {sorted(known)} "

@@ -26,7 +26,7 @@ from roadsynth.datasets.records import Box, Provenance
 from roadsynth.generators.base import Insertion, Rejection
 from roadsynth.generators.cutouts import CutoutBank
 from roadsynth.generators.masks import ellipse_mask
-from roadsynth.generators.verify import trim_occluded, verify_object
+from roadsynth.generators.verify import hide_occluded, trim_occluded, verify_object
 from roadsynth.geometry.records import Placement
 
 MaskShape = Literal["box", "ellipse", "cutout"]
@@ -276,14 +276,7 @@ class InpaintInserter:
                occluders: Mapping[int, Box | np.ndarray]) -> Insertion | Rejection:
         x1, y1, x2, y2 = job.window
         before = out[y1:y2, x1:x2].copy()
-        mask = job.mask.copy()
-        for occ in occluders.values():
-            if isinstance(occ, Box):
-                ox1, oy1 = int(np.floor(occ.x)) - x1, int(np.floor(occ.y)) - y1
-                ox2, oy2 = int(np.ceil(occ.x2)) - x1, int(np.ceil(occ.y2)) - y1
-                mask[max(oy1, 0) : max(oy2, 0), max(ox1, 0) : max(ox2, 0)] = False
-            else:
-                mask &= ~occ[y1:y2, x1:x2]
+        mask = hide_occluded(job.mask.copy(), (x1, y1), occluders)
         # Feather inwards only: alpha is exactly 0 outside the mask, so outside pixels stay bit-identical.
         a = mask.astype(np.float32)
         if self.feather_px > 0:

@@ -17,7 +17,7 @@ from scipy import fft
 from roadsynth.datasets.records import Box, Provenance
 from roadsynth.generators.base import Insertion, Rejection
 from roadsynth.generators.cutouts import Cutout, CutoutBank
-from roadsynth.generators.verify import mask_box, trim_occluded, verify_object
+from roadsynth.generators.verify import hide_occluded, mask_box, trim_occluded, verify_object
 from roadsynth.geometry.records import Placement
 
 
@@ -114,7 +114,7 @@ class PasteInserter:
         if self.harmonize:
             gain = gain * self._harmonize_gain(cut, a, before)
         o = cv2.multiply(o, (*gain.tolist(), 0.0))  # per-channel gain, saturating
-        a = self._occlude(a, cx1, cy1, occluders)
+        a = hide_occluded(a, (cx1, cy1), occluders)
         support = (a > 0.01).view(np.uint8)
         if self.blend == "feather" and self.feather_px > 0:
             hard = cv2.threshold(a, 0.5, 1.0, cv2.THRESH_BINARY)[1]
@@ -163,17 +163,6 @@ class PasteInserter:
         if mean is None:
             mean = self._mean_cache[cut.id] = np.array(cv2.mean(cut.rgb, (cut.alpha > 0.5).view(np.uint8))[:3])
         return mean
-
-    def _occlude(self, a: np.ndarray, cx1: int, cy1: int, occluders: Mapping[int, Box | np.ndarray]) -> np.ndarray:
-        ch, cw = a.shape
-        for occ in occluders.values():
-            if isinstance(occ, Box):
-                x1, y1 = int(np.floor(occ.x)) - cx1, int(np.floor(occ.y)) - cy1
-                x2, y2 = int(np.ceil(occ.x2)) - cx1, int(np.ceil(occ.y2)) - cy1
-                a[max(y1, 0) : max(min(y2, ch), 0), max(x1, 0) : max(min(x2, cw), 0)] = 0
-            else:
-                a = a * ~occ[cy1 : cy1 + ch, cx1 : cx1 + cw]
-        return a
 
     def _shadow(self, bg: np.ndarray, cx: float, bottom: float, width: int, height: int) -> np.ndarray:
         # A soft contact shadow on the ground under the object: darker at the centre, fading out. Only

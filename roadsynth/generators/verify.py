@@ -9,12 +9,13 @@ points at a visible object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from roadsynth.datasets.records import Box
+from roadsynth.generators.base import Insertion, Rejection
 
 CHANGE_THRESHOLD = 12  # summed |RGB| difference that counts as "changed" (JPEG-level noise stays below)
 
@@ -140,6 +141,21 @@ def _density_ratio(e0: np.ndarray, e1: np.ndarray) -> float:
     return float(n1 / n0) if n0 else (0.0 if n1 == 0 else float("inf"))
 
 
+def hide_occluded(weights: np.ndarray, origin: tuple[int, int], occluders: Mapping[int, Box | np.ndarray]) -> np.ndarray:
+    """Zero `weights` (an object's alpha or bool mask, a crop whose top-left is `origin` in the frame)
+    wherever a nearer existing object is: a box, or a full-frame bool mask. In place; returned for chaining."""
+    x0, y0 = origin
+    h, w = weights.shape
+    for occ in occluders.values():
+        if isinstance(occ, Box):
+            x1, y1 = int(np.floor(occ.x)) - x0, int(np.floor(occ.y)) - y0
+            x2, y2 = int(np.ceil(occ.x2)) - x0, int(np.ceil(occ.y2)) - y0
+            weights[max(y1, 0) : max(min(y2, h), 0), max(x1, 0) : max(min(x2, w), 0)] = 0
+        else:
+            weights[occ[y0 : y0 + h, x0 : x0 + w]] = 0
+    return weights
+
+
 def trim_occluded(results: list, drawn: Sequence[int], min_visible_px: int) -> None:
     """In place: objects drawn later (nearer) hide parts of earlier (farther) ones.
 
@@ -147,8 +163,6 @@ def trim_occluded(results: list, drawn: Sequence[int], min_visible_px: int) -> N
     object's mask loses the pixels of every nearer object's mask where their windows overlap; its box
     is refit, and it becomes a Rejection when fewer than `min_visible_px` pixels stay visible.
     """
-    from roadsynth.generators.base import Insertion, Rejection
-
     for k, i in enumerate(drawn):
         r = results[i]
         trimmed = False
