@@ -156,10 +156,14 @@ class YoloDetector:
             results = model.predict(bgr, imgsz=self.imgsz, conf=self.conf, iou=self.iou, device=self.device,
                                     max_det=self.max_det, verbose=False, stream=True)
             for (image_id, _), r in zip(chunk, results):
-                boxes = r.boxes  # xyxy is already scaled back to the original image (orig_shape)
-                for xyxy, cls, score in zip(boxes.xyxy.tolist(), boxes.cls.tolist(), boxes.conf.tolist()):
-                    out.append(Prediction(int(image_id), to_category[int(cls)], Box.from_xyxy(*xyxy), float(score)))
+                out += [Prediction(int(image_id), to_category[cls], box, score) for cls, box, score in _boxes(r)]
         return out
+
+
+def _boxes(result: Any) -> list[tuple[int, Box, float]]:
+    """(class index, box, score) of one Ultralytics result; xyxy is already in original-image pixels."""
+    b = result.boxes
+    return [(int(c), Box.from_xyxy(*xyxy), float(s)) for xyxy, c, s in zip(b.xyxy.tolist(), b.cls.tolist(), b.conf.tolist())]
 
 
 class NamedYolo:
@@ -177,9 +181,7 @@ class NamedYolo:
     def __call__(self, images: Sequence[np.ndarray]) -> list[list[tuple[str, Box, float]]]:
         bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in images]  # Ultralytics takes arrays as BGR
         results = self.model.predict(bgr, imgsz=self.imgsz, conf=self.conf, device=self.device, verbose=False)
-        return [[(self.names[int(c)], Box.from_xyxy(*xyxy), float(sc))
-                 for xyxy, c, sc in zip(r.boxes.xyxy.tolist(), r.boxes.cls.tolist(), r.boxes.conf.tolist())]
-                for r in results]
+        return [[(self.names[c], box, score) for c, box, score in _boxes(r)] for r in results]
 
 
 def load_class_map(weights: Path) -> dict[int, int]:
