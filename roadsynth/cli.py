@@ -247,6 +247,25 @@ def experiment(
     print((out / "report.md").read_text())
 
 
+@app.command("train-starter")
+def train_starter(
+    config: Path = typer.Argument(..., help="starter YAML config (see configs/starter.yaml)"),
+    out: Path = typer.Option(..., "--out", help="output folder: weights.pt, classes.json, manifest.json"),
+) -> None:
+    """Train a starter detector that knows common road classes but no long-tail class (up to ~2 h on 2 cores)."""
+    from roadsynth.config import ConfigError, StarterConfig, load_model
+    from roadsynth.detectors.starter import train_starter as run
+
+    try:
+        cfg = load_model(config, StarterConfig)
+    except ConfigError as e:
+        _fail(str(e))
+    manifest = run(cfg, out)
+    m = manifest["val_metrics"]
+    console.print(f"[green]{out / manifest['weights']}: {manifest['n_images']['train']} train images, "
+                  f"val mAP50 {m['mAP50']:.3f}, mAP50-95 {m['mAP50_95']:.3f}[/green]")
+
+
 class FlowKind(str, Enum):
     generate = "generate"
     experiment = "experiment"

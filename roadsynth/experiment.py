@@ -1,58 +1,77 @@
 """The A/B experiment: does adding generated data improve a detector on a real held-out split?
 
 Protocol (one config, every arm sees the same real validation and test images):
-1. Split the real dataset by scene into train / val / test (seeded).
-2. Optionally thin long-tail classes in train (keep k images that contain the class, drop the rest of
-   the images containing it: dropping whole images keeps the remaining labels complete).
-3. Build the generated set: road frames with inserted objects; cut-outs of the long-tail class come
-   only from the kept train images, so the generated arm sees no real pixels the real arm lacks.
-4. Train one detector per arm x seed, predict on the test split, score with COCO metrics, and compare
-   arms with a paired bootstrap over test images.
+1. Real data: a fixed test set of the user's (`real.test`), or a split of the pool by scene (seeded).
+   Only the training part is thinned: keep k images containing each long-tail class, drop the rest of
+   the images containing it (dropping whole images keeps the remaining labels complete).
+2. Generated sets: road frames with inserted objects. Cut-outs of the long-tail class come only from the
+   kept train images, so a generated arm sees no real pixels the real arm lacks. The `real+random` arm
+   is the same generation with context-free placement (the ablation).
+3. Compute: by default every arm trains the same number of optimiser steps (the largest arm's, at
+   `detector.epochs`), so a gain is never a gain from training longer.
+4. One detector per arm x seed, fine-tuned from the same starting weights, predicted on the test split
+   and scored with COCO metrics. A finished arm x seed is reused by content (detectors/reuse.py).
+5. The report (evaluation/experiment_report.py) compares arms with both intervals: test images and seeds.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from roadsynth.config import Config, CutoutSource, save_config
 from roadsynth.datasets.coco import read_coco, write_coco
 from roadsynth.datasets.io import atomic_write_json
-from roadsynth.datasets.merge import merge_datasets
-from roadsynth.datasets.records import Dataset
-from roadsynth.datasets.split import filter_dataset, split_dataset
-from roadsynth.datasets.yolo import read_yolo
+from roadsynth.datasets.merge import link_merged
+from roadsynth.datasets.records import Dataset, DatasetSplit
+from roadsynth.datasets.sources import read_dataset
+from roadsynth.datasets.split import count_per_category, filter_dataset, split_dataset
+
+# Which generated folder each arm adds to the real train split (`generated-only` has no real part).
+GENERATED = {"real+generated": "generated", "real+random": "generated_random", "generated-only": "generated"}
 
 
-@dataclass(frozen=True)
-class Split:
-    dataset: Dataset
-    images_root: Path
-
-
-def load_real(cfg: Config) -> Split:
-    real = cfg.experiment.real
-    if real.format == "yolo":
-        ds, root = read_yolo(real.path)
-        return Split(ds, root)
-    if real.images_root is None:
-        raise ValueError("experiment.real: `images_root` is required for format coco")
-    return Split(read_coco(real.path), real.images_root)
-
-
-def split_real(cfg: Config, real: Split) -> dict[str, Split]:
+def split_real(cfg: Config) -> dict[str, DatasetSplit]:
+    """train (thinned) / val / test of the experiment's real data."""
     r = cfg.experiment.real
-    parts = split_dataset(real.dataset, {"trainval": 1 - r.test_fraction, "test": r.test_fraction}, seed=r.split_seed)
-    val_frac = r.val_fraction / (1 - r.test_fraction)
-    tv = split_dataset(parts["trainval"], {"train": 1 - val_frac, "val": val_frac}, seed=r.split_seed + 1)
-    train = thin_long_tail(tv["train"], r.long_tail, seed=r.split_seed)
-    return {"train": Split(train, real.images_root), "val": Split(tv["val"], real.images_root),
-            "test": Split(parts["test"], real.images_root)}
+    pool = read_dataset(r)
+    if r.test is not None:
+        test = read_dataset(r.test)
+        if r.val is not None:
+            train, val = pool, read_dataset(r.val)
+        else:
+            parts = split_dataset(pool.dataset, {"train": 1 - r.val_fraction, "val": r.val_fraction},
+                                  seed=r.split_seed + 1)
+            train, val = (DatasetSplit(parts[k], pool.images_root) for k in ("train", "val"))
+    else:
+        parts = split_dataset(pool.dataset, {"trainval": 1 - r.test_fraction, "test": r.test_fraction},
+                              seed=r.split_seed)
+        val_frac = r.val_fraction / (1 - r.test_fraction)
+        tv = split_dataset(parts["trainval"], {"train": 1 - val_frac, "val": val_frac}, seed=r.split_seed + 1)
+        train, val, test = (DatasetSplit(d, pool.images_root) for d in (tv["train"], tv["val"], parts["test"]))
+    train = DatasetSplit(thin_long_tail(train.dataset, r.long_tail, seed=r.split_seed), train.images_root)
+    check_targets(cfg.experiment.targets, train.dataset, test.dataset)
+    return {"train": train, "val": val, "test": test}
+
+
+def check_targets(targets: list[str], train: Dataset, test: Dataset) -> None:
+    """Every target class must be learnable (a train category) and measurable (objects in the test split)."""
+    train_names = {c.name.lower() for c in train.categories}
+    test_ids = {c.name.lower(): c.id for c in test.categories}
+    for name in targets:
+        if name.lower() not in train_names:
+            raise ValueError(f"target class `{name}` is not a category of the real train data "
+                             f"({sorted(c.name for c in train.categories)})")
+        n = sum(1 for a in test.annotations if a.category_id == test_ids.get(name.lower()))
+        if n == 0:
+            raise ValueError(f"target class `{name}` has no objects in the test split, so no verdict can be measured")
 
 
 def thin_long_tail(ds: Dataset, keep: dict[str, int], seed: int) -> Dataset:
@@ -69,42 +88,17 @@ def thin_long_tail(ds: Dataset, keep: dict[str, int], seed: int) -> Dataset:
     return filter_dataset(ds, [im.id for im in ds.images if im.id not in drop])
 
 
-def materialize_arm(name: str, parts: list[tuple[str, Split]], arm_dir: Path) -> Split:
-    """Write an arm as a COCO dataset folder whose `images/<part>` entries link to the parts' roots."""
-    images = arm_dir / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    for prefix, sp in parts:
-        link = images / prefix
-        if link.is_symlink() or link.exists():
-            if link.resolve() != sp.images_root.resolve():
-                raise RuntimeError(f"{link}: already links elsewhere ({link.resolve()})")
-            continue
-        os.symlink(sp.images_root.resolve(), link, target_is_directory=True)
-    merged = merge_datasets([(sp.dataset, prefix) for prefix, sp in parts])
-    merged = merged.with_(info={**dict(merged.info), "arm": name})
-    write_coco(merged, arm_dir / "annotations.json")
-    return Split(merged, images)
-
-
-def count_per_category(ds: Dataset) -> dict[str, int]:
-    names = {c.id: c.name for c in ds.categories}
-    out = {c.name: 0 for c in ds.categories}
-    for a in ds.annotations:
-        out[names[a.category_id]] += 1
-    return out
-
-
-def write_split(sp: Split, path: Path) -> Path:
+def write_split(sp: DatasetSplit, path: Path) -> Path:
     """A split as a COCO file that remembers its images root (`info.images_root`), so tasks pass paths."""
-    ds = sp.dataset.with_(info={**dict(sp.dataset.info), "images_root": str(sp.images_root.resolve())})
+    ds = sp.dataset.with_(info={**dict(sp.dataset.info), "images_root": str(Path(sp.images_root).resolve())})
     write_coco(ds, path)
     return path
 
 
-def load_split(path: Path) -> Split:
+def load_split(path: Path) -> DatasetSplit:
     ds = read_coco(path)
     root = ds.info.get("images_root")
-    return Split(ds, Path(root) if root else path.parent / "images")
+    return DatasetSplit(ds, Path(root) if root else Path(path).parent / "images")
 
 
 def prepare_splits(cfg: Config, out_dir: Path) -> dict[str, Path]:
@@ -112,7 +106,7 @@ def prepare_splits(cfg: Config, out_dir: Path) -> dict[str, Path]:
     copies when `experiment.test_conditions` asks for them."""
     if cfg.experiment is None:
         raise ValueError("config has no `experiment` section")
-    splits = split_real(cfg, load_real(cfg))
+    splits = split_real(cfg)
     e = cfg.experiment
     if e.test_conditions:
         splits["test"] = add_test_conditions(splits["test"], e.test_conditions, e.test_severity,
@@ -120,7 +114,8 @@ def prepare_splits(cfg: Config, out_dir: Path) -> dict[str, Path]:
     return {name: write_split(sp, out_dir / "splits" / f"{name}.json") for name, sp in splits.items()}
 
 
-def add_test_conditions(test: Split, conditions: list[str], severity: int, seed: int, root: Path) -> Split:
+def add_test_conditions(test: DatasetSplit, conditions: list[str], severity: int, seed: int,
+                        root: Path) -> DatasetSplit:
     """The test split plus one weathered copy of each image per condition, all tagged `condition`.
 
     Originals are linked under `clear/`, copies written under `<condition>/` (deterministic per image, so
@@ -134,7 +129,7 @@ def add_test_conditions(test: Split, conditions: list[str], severity: int, seed:
     root.mkdir(parents=True, exist_ok=True)
     link = root / "clear"
     if not link.is_symlink():
-        os.symlink(test.images_root.resolve(), link, target_is_directory=True)
+        os.symlink(Path(test.images_root).resolve(), link, target_is_directory=True)
     by_image = test.dataset.annotations_by_image()
     images, anns = [], []
 
@@ -151,17 +146,18 @@ def add_test_conditions(test: Split, conditions: list[str], severity: int, seed:
         for rec in test.dataset.images:
             name = f"{condition}/{Path(rec.file_name).with_suffix('.jpg')}"
             labels = by_image.get(rec.id, [])
-            rgb = load_image(test.images_root / rec.file_name)
+            rgb = load_image(Path(test.images_root) / rec.file_name)
             out = restyler.restyle(rgb, labels, np.random.default_rng([seed, rec.id, k]))
             if not (root / name).exists():
                 (root / name).parent.mkdir(parents=True, exist_ok=True)
                 save_image_atomic(root / name, out.image, quality=95)
             add(rec, name, {"condition": condition, "severity": severity}, out.annotations)
-    return Split(test.dataset.with_(images=tuple(images), annotations=tuple(anns)), root)
+    return DatasetSplit(test.dataset.with_(images=tuple(images), annotations=tuple(anns)), root)
 
 
-def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> Path:
-    """Cut-outs of the long-tail classes from the kept train images + the generation config that uses them."""
+def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> dict[str, Path]:
+    """Cut-outs of the long-tail classes from the kept train images + one generation config per generated
+    folder the arms need: {folder name: config path}. `generated_random` differs only in placement mode."""
     from roadsynth.generators.cutouts import build_bank_from_boxes
 
     sources = list(cfg.generate.cutouts)
@@ -171,50 +167,95 @@ def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> Path:
         bank_dir = out_dir / "real_cutouts"
         bank.save(bank_dir)
         sources.append(CutoutSource(kind="bank", path=bank_dir))
-    gen_cfg = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"cutouts": sources})})
-    path = out_dir / "generation_config.yaml"
-    save_config(gen_cfg, path)
-    return path
-
-
-def materialize_arms(cfg: Config, out_dir: Path, train_path: Path, generated_dir: Path) -> dict[str, Path]:
-    train = load_split(train_path)
-    generated = Split(read_coco(generated_dir / "annotations.json"), generated_dir / "images")
     out = {}
-    for arm in cfg.experiment.arms:
-        parts = {"real": [("real", train)], "real+generated": [("real", train), ("generated", generated)],
-                 "generated-only": [("generated", generated)]}[arm]
-        arm_dir = out_dir / "arms" / arm.replace("+", "_plus_")
-        sp = materialize_arm(arm, parts, arm_dir)
-        out[arm] = write_split(sp, arm_dir / "annotations.json")
+    for folder in sorted({GENERATED[a] for a in cfg.experiment.arms if a in GENERATED}):
+        g = cfg.generate.model_copy(update={"cutouts": sources})
+        if folder == "generated_random":
+            g = g.model_copy(update={"placement": replace(g.placement, mode="random")})
+        path = out_dir / f"{folder}_config.yaml"
+        save_config(cfg.model_copy(update={"generate": g}), path)
+        out[folder] = path
     return out
 
 
-def arm_dirname(arm: str, seed: int) -> str:
-    return f"{arm.replace('+', '_plus_')}_seed{seed}"
+def materialize_arms(cfg: Config, out_dir: Path, train_path: Path) -> dict[str, Path]:
+    """Each arm's training set as `arms/<arm>/annotations.json`, its images linked, not copied."""
+    train = load_split(train_path)
+    out = {}
+    for arm in cfg.experiment.arms:
+        parts = [] if arm == "generated-only" else [("real", train)]
+        if arm in GENERATED:
+            gen_dir = out_dir / GENERATED[arm]
+            parts.append(("generated", DatasetSplit(read_coco(gen_dir / "annotations.json"), gen_dir / "images")))
+        arm_dir = out_dir / "arms" / arm_dirname(arm)
+        merged = link_merged(parts, arm_dir / "images")
+        merged = replace(merged, dataset=merged.dataset.with_(info={**dict(merged.dataset.info), "arm": arm}))
+        out[arm] = write_split(merged, arm_dir / "annotations.json")
+    return out
+
+
+def arm_dirname(arm: str, seed: int | None = None) -> str:
+    name = arm.replace("+", "_plus_")
+    return name if seed is None else f"{name}_seed{seed}"
+
+
+def plan_compute(cfg: Config, arm_images: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Epochs, steps per epoch, optimiser steps and images seen per arm.
+
+    The largest arm trains `detector.epochs` epochs. Under `equal-steps` every other arm trains as many
+    epochs as it takes to match that arm's optimiser steps (rounded to whole epochs); under
+    `equal-epochs` every arm trains `detector.epochs`, except `real-more-epochs`, which is the real data
+    trained for the largest arm's steps (the control for "more data" vs "longer training").
+    """
+    e = cfg.experiment
+    batch, epochs = e.detector.batch, e.detector.epochs
+    spe = {arm: max(1, math.ceil(n / batch)) for arm, n in arm_images.items()}
+    budget = epochs * max(spe[a] for a in spe if a != "real-more-epochs")
+    out = {}
+    for arm, steps_per_epoch in spe.items():
+        matched = e.compute == "equal-steps" or arm == "real-more-epochs"
+        n_epochs = max(1, round(budget / steps_per_epoch)) if matched else epochs
+        out[arm] = {"epochs": n_epochs, "steps_per_epoch": steps_per_epoch, "steps": n_epochs * steps_per_epoch,
+                    "images_seen": n_epochs * arm_images[arm]}
+    return out
 
 
 def run_arm_seed(cfg: Config, arm: str, seed: int, train_path: Path, val_path: Path, test_path: Path,
-                 run_dir: Path) -> dict:
-    """Train one detector and score it on the real test split; results are saved in `run_dir`."""
-    from roadsynth.detectors.yolo_ultralytics import YoloDetector
+                 run_dir: Path, compute: dict[str, int]) -> dict:
+    """Train (or reuse) one detector and score it on the real test split; results are saved in `run_dir`."""
+    from roadsynth.detectors import make_detector
+    from roadsynth.detectors.reuse import TrainedCache, link_or_copy, training_key
     from roadsynth.evaluation.coco_metrics import evaluate_detections, predictions_to_coco_results
 
     train, val, test = load_split(train_path), load_split(val_path), load_split(test_path)
-    d = cfg.experiment.detector
-    det = YoloDetector(model=d.model, imgsz=d.imgsz, epochs=d.epochs, batch=d.batch, workers=d.workers, device=d.device,
-                       val=d.val)
-    t0 = time.perf_counter()
-    weights = det.train(_as_detector_split(train), _as_detector_split(val), run_dir, seed=seed)
-    t_train = time.perf_counter() - t0
-    test_images = [(im.id, test.images_root / im.file_name) for im in test.dataset.images]
+    e = cfg.experiment
+    d = e.detector.model_copy(update={"epochs": compute["epochs"]})
+    det = make_detector(d)
+    key, desc = training_key(d.model_dump(mode="json"), train, val, seed)
+    cache = TrainedCache(e.reuse_dir)
+    hit = cache.get(key) if e.reuse else None
+    weights = Path(run_dir) / "weights" / "weights.pt"
+    if hit is not None:
+        link_or_copy(Path(hit["weights"]), weights)
+        link_or_copy(Path(hit["weights"]).with_name("classes.json"), weights.with_name("classes.json"))
+        t_train = float(hit.get("train_seconds", 0.0))
+    else:
+        t0 = time.perf_counter()
+        trained = det.train(train, val, run_dir, seed=seed)
+        t_train = time.perf_counter() - t0
+        link_or_copy(trained, weights)
+        link_or_copy(trained.with_name("classes.json"), weights.with_name("classes.json"))
+        if e.reuse:
+            cache.put(key, weights, desc, {"train_seconds": round(t_train, 1), "arm": arm})
+    test_images = [(im.id, Path(test.images_root) / im.file_name) for im in test.dataset.images]
     preds = det.predict(weights, test_images)
     results = to_test_categories(predictions_to_coco_results(preds), train.dataset, test.dataset)
-    atomic_write_json(run_dir / "predictions.json", results)
-    m = evaluate_detections(test.dataset, results, backend=cfg.experiment.eval_backend)
-    row = {"arm": arm, "seed": seed, "train_images": len(train.dataset.images), "train_seconds": round(t_train, 1),
-           "weights": str(weights), **m.summary()}
-    atomic_write_json(run_dir / "metrics.json", row, indent=2)
+    atomic_write_json(Path(run_dir) / "predictions.json", results)
+    m = evaluate_detections(test.dataset, results, backend=e.eval_backend)
+    row = {"arm": arm, "seed": seed, "train_images": len(train.dataset.images), **compute,
+           "train_seconds": round(t_train, 1), "reused": hit is not None, "training_key": key,
+           "weights": str(weights.relative_to(Path(run_dir).parent.parent)), **m.summary()}
+    atomic_write_json(Path(run_dir) / "metrics.json", row, indent=2)
     return row
 
 
@@ -230,124 +271,53 @@ def to_test_categories(results: list[dict], train: Dataset, test: Dataset) -> li
             for r in results if train_names.get(r["category_id"]) in test_ids]
 
 
-def _as_detector_split(sp: Split):
-    from roadsynth.detectors.base import DatasetSplit
-
-    return DatasetSplit(sp.dataset, sp.images_root)
+def finished_rows(cfg: Config, out_dir: Path) -> list[dict[str, Any]]:
+    """The saved per-run metrics of an experiment folder, in config order (arms, then seeds)."""
+    order = {arm: k for k, arm in enumerate(cfg.experiment.arms)}
+    rows = [json.loads(p.read_text()) for p in (Path(out_dir) / "runs").glob("*/metrics.json")]
+    return sorted(rows, key=lambda r: (order.get(r["arm"], len(order)), r["seed"]))
 
 
 def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) -> dict:
     """metrics.json / runs.csv / report.md / report.html from the saved runs (re-renderable: `roadsynth report`)."""
-    from roadsynth.evaluation import plots
-    from roadsynth.evaluation.leakage import near_duplicates, provenance_leaks
-    from roadsynth.evaluation.report import aggregate_runs, write_report
-    from roadsynth.evaluation.coco_metrics import PerImageEval
-    from roadsynth.evaluation.stats import combined_verdict, paired_bootstrap, seed_bootstrap_diff, suggest_budget
+    from roadsynth.detectors.starter import load_manifest
+    from roadsynth.evaluation.experiment_report import ReportInputs, build_report
 
-    if rows is None:
-        order = {arm: k for k, arm in enumerate(cfg.experiment.arms)}
-        rows = sorted((json.loads(p.read_text()) for p in (out_dir / "runs").glob("*/metrics.json")),
-                      key=lambda r: (order.get(r["arm"], len(order)), r["seed"]))
+    out_dir = Path(out_dir)
+    e = cfg.experiment
+    rows = rows if rows is not None else finished_rows(cfg, out_dir)
     if not rows:
         raise FileNotFoundError(f"{out_dir / 'runs'}: no finished runs (runs/*/metrics.json) to report")
     test = load_split(out_dir / "splits" / "test.json")
     train = load_split(out_dir / "splits" / "train.json")
-    gen_dir = out_dir / "generated"
-    generated = read_coco(gen_dir / "annotations.json") if (gen_dir / "annotations.json").exists() else None
-    manifest = json.loads((gen_dir / "manifest.json").read_text()) if (gen_dir / "manifest.json").exists() else {}
-
-    evals: dict[str, list] = {}
-    for r in rows:
-        preds = json.loads((out_dir / "runs" / arm_dirname(r["arm"], r["seed"]) / "predictions.json").read_text())
-        evals.setdefault(r["arm"], []).append(PerImageEval(test.dataset, preds))
-    baseline = "real" if "real" in evals else next(iter(evals))
-    comparisons = []
-    for arm, ev in evals.items():
-        if arm == baseline:
-            continue
-        c = {"arm": arm, "baseline": baseline, "metric": "mAP50_95", "seeds": len(ev),
-             **paired_bootstrap(evals[baseline], ev, n_boot=cfg.experiment.bootstrap, seed=0)}
-        per_seed = {a: [r["mAP50_95"] for r in rows if r["arm"] == a and r.get("mAP50_95") is not None]
-                    for a in (baseline, arm)}
-        _, lo, hi = seed_bootstrap_diff(per_seed[baseline], per_seed[arm])
-        c["image_verdict"] = c["verdict"]
-        c["verdict"], c["verdict_reason"] = combined_verdict((c["ci_low"], c["ci_high"]), (lo, hi))
-        # metrics.json stays strict JSON: an interval that cannot be estimated (one seed) is null.
-        c["seed_ci_low"], c["seed_ci_high"] = (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else (None, None)
-        comparisons.append(c)
-    curves = {}
-    for c in test.dataset.categories:
-        per_arm = {arm: [q for e in ev if (q := e.pr_curve(c.id)) is not None] for arm, ev in evals.items()}
-        if all(per_arm.values()):
-            curves[c.name] = {arm: np.mean(qs, axis=0) for arm, qs in per_arm.items()}
-    arms = aggregate_runs(rows)
-    figures = {"ap_per_class": plots.ap_per_class(arms), "pr_curves": plots.pr_curves(curves)}
-    if comparisons:
-        figures["bootstrap_ci"] = plots.bootstrap_ci(comparisons)
-
-    train_paths = [train.images_root / im.file_name for im in train.dataset.images]
-    test_paths = [test.images_root / im.file_name for im in test.dataset.images]
-    gen_paths = [gen_dir / "images" / im.file_name for im in generated.images] if generated else []
-    leaks = near_duplicates(test_paths, train_paths + gen_paths)
-    if generated is not None:
-        leaks += provenance_leaks(test_paths, generated)
-    real_ap = {c: m.get("AP50_95") for c, m in arms.get(baseline, {}).get("per_class", {}).items()}
-    budget = suggest_budget(real_ap, count_per_category(train.dataset))
-
-    d = cfg.experiment.detector
+    generated, manifests = {}, {}
+    for folder in sorted({GENERATED[a] for a in e.arms if a in GENERATED}):
+        gen_dir = out_dir / folder
+        if (gen_dir / "annotations.json").exists():
+            generated[folder] = DatasetSplit(read_coco(gen_dir / "annotations.json"), gen_dir / "images")
+            manifests[folder] = json.loads((gen_dir / "manifest.json").read_text())
+    predictions = {(r["arm"], r["seed"]): json.loads(
+        (out_dir / "runs" / arm_dirname(r["arm"], r["seed"]) / "predictions.json").read_text()) for r in rows}
+    d = e.detector
     context = {
         "real train images (after long-tail thinning)": f"{len(train.dataset.images)} ({count_per_category(train.dataset)})",
         "real test images": f"{len(test.dataset.images)} ({count_per_category(test.dataset)})" + (
-            f", of which {len(cfg.experiment.test_conditions)} weathered copies of each original "
-            f"({', '.join(cfg.experiment.test_conditions)}, severity {cfg.experiment.test_severity})"
-            if cfg.experiment.test_conditions else ""),
-        "long-tail thinning": cfg.experiment.real.long_tail or "none",
-        "generated images / objects": f"{manifest.get('images', 0)} / {manifest.get('generated_per_category', {})}",
-        "detector": f"{d.model}, imgsz {d.imgsz}, {d.epochs} epochs, batch {d.batch}, device {d.device}",
-        "seeds": cfg.experiment.seeds,
-        "bootstrap": f"{cfg.experiment.bootstrap} paired resamples of the {len(test.dataset.images)} test images",
+            f", of which {len(e.test_conditions)} weathered copies of each original "
+            f"({', '.join(e.test_conditions)}, severity {e.test_severity})" if e.test_conditions else ""),
+        "test set": "fixed (`real.test`)" if e.real.test is not None else f"split from the pool (seed {e.real.split_seed})",
+        "long-tail thinning": e.real.long_tail or "none",
+        "target classes": e.targets or "none (overall mAP only)",
+        "generated images / objects": "; ".join(
+            f"{k}: {m.get('images', 0)} / {m.get('generated_per_category', {})}" for k, m in manifests.items()) or "none",
+        "detector": f"{d.model}, imgsz {d.imgsz}, batch {d.batch}, device {d.device}, compute {e.compute}",
+        "seeds": e.seeds,
+        "bootstrap": f"{e.bootstrap} paired resamples of the {len(test.dataset.images)} test images",
     }
-    examples = _examples(generated, gen_dir) if generated else []
-    slice_by = list(cfg.experiment.slice_by)
-    if cfg.experiment.test_conditions and "condition" not in slice_by:
-        slice_by.append("condition")
-    slices = slice_metrics(test.dataset, evals, slice_by)
-    return write_report(out_dir, rows, title=f"roadsynth experiment: {cfg.name}", context=context,
-                        comparisons=comparisons, figures=figures, examples=examples,
-                        extras={"leakage": [str(x) for x in leaks], "budget": budget, "slices": slices})
-
-
-def slice_metrics(test: Dataset, evals: dict[str, list], attributes: list[str]) -> list[dict]:
-    """mAP per value of each image attribute (e.g. `condition`), seed-averaged, from the per-image evaluations."""
-    out = []
-    for attr in attributes:
-        values = sorted({str(im.attributes[attr]) for im in test.images if attr in im.attributes})
-        for v in values:
-            w = np.array([1.0 if str(im.attributes.get(attr)) == v else 0.0 for im in test.images])
-            row = {"attribute": attr, "value": v, "images": int(w.sum())}
-            for arm, ev in evals.items():
-                row[arm] = float(np.nanmean([e.ap(w)["mAP50_95"] for e in ev]))
-            out.append(row)
-    return out
-
-
-def _examples(generated: Dataset, gen_dir: Path, n: int = 4) -> list[tuple[str, bytes]]:
-    """A few generated frames with their generated boxes drawn (red) next to the existing labels (white)."""
-    import cv2
-
-    from roadsynth.datasets.io import encode_image, load_image
-
-    by_image = generated.annotations_by_image()
-    picked = [im for im in generated.images if any(a.generated for a in by_image.get(im.id, []))][:n]
-    names = {c.id: c.name for c in generated.categories}
-    out = []
-    for im in picked:
-        rgb = load_image(gen_dir / "images" / im.file_name)
-        for a in by_image[im.id]:
-            x1, y1, x2, y2 = (int(round(v)) for v in a.bbox.xyxy())
-            color = (255, 40, 40) if a.generated else (255, 255, 255)
-            cv2.rectangle(rgb, (x1, y1), (x2, y2), color, 2 if a.generated else 1)
-            if a.generated:
-                cv2.putText(rgb, names[a.category_id], (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1)
-        out.append((f"{im.file_name}: generated from {im.attributes.get('background')}", encode_image(rgb, ".jpg", 88)))
-    return out
+    slice_by = list(e.slice_by) + (["condition"] if e.test_conditions and "condition" not in e.slice_by else [])
+    inputs = ReportInputs(
+        title=f"roadsynth experiment: {cfg.name}", rows=rows, predictions=predictions, train=train, test=test,
+        arms=list(e.arms), targets=e.targets, generated=generated, manifests=manifests,
+        starter=load_manifest(d.weights) if d.weights is not None else None,
+        starter_weights=str(d.weights) if d.weights is not None else None,
+        context=context, slice_by=slice_by, n_boot=e.bootstrap)
+    return build_report(inputs, out_dir)

@@ -14,39 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 
 from roadsynth.config import Config, save_config
 from roadsynth.datasets.coco import dataset_to_coco_dict, read_coco
 from roadsynth.datasets.io import atomic_write_json, load_image
 from roadsynth.datasets.records import Annotation, Dataset
+from roadsynth.evaluation.draw import BoxMode, draw_boxes, draw_detections
 
-BoxMode = Literal["None", "Generated", "All"]
 Method = Literal["Original", "Ours (inpainting)", "Paste"]
-
-GENERATED = (255, 60, 40)
-EXISTING = (255, 255, 255)
-REJECTED = (140, 140, 140)
-DETECTION = (40, 200, 255)
-
-
-def draw_boxes(rgb: np.ndarray, anns: list[Annotation], names: dict[int, str], mode: BoxMode,
-               rejected: set[int] = frozenset()) -> np.ndarray:
-    """Generated objects red (grey once rejected), existing labels white; `mode` picks which are drawn."""
-    out = rgb.copy()
-    if mode == "None":
-        return out
-    for a in anns:
-        if mode == "Generated" and not a.generated:
-            continue
-        color = (REJECTED if a.id in rejected else GENERATED) if a.generated else EXISTING
-        x1, y1, x2, y2 = (int(round(v)) for v in a.bbox.xyxy())
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, 2 if a.generated else 1)
-        if a.generated:
-            text = f"#{a.id} {names.get(a.category_id, a.category_id)}" + (" (rejected)" if a.id in rejected else "")
-            cv2.putText(out, text, (x1, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
-    return out
 
 
 @dataclass
@@ -202,12 +178,5 @@ def detect(weights: Path, rgb_path: Path, names: dict[int, str], rgb: np.ndarray
     from roadsynth.detectors.yolo_ultralytics import YoloDetector
 
     preds = YoloDetector(imgsz=imgsz).predict(Path(weights), [(0, Path(rgb_path))])
-    out = rgb.copy()
-    for p in preds:
-        if p.score < min_score:
-            continue
-        x1, y1, x2, y2 = (int(round(v)) for v in p.box.xyxy())
-        cv2.rectangle(out, (x1, y1), (x2, y2), DETECTION, 2)
-        cv2.putText(out, f"{names.get(p.category_id, p.category_id)} {p.score:.2f}", (x1, max(y1 - 4, 12)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, DETECTION, 1, cv2.LINE_AA)
-    return out
+    return draw_detections(rgb, [(names.get(p.category_id, str(p.category_id)), p.box, p.score) for p in preds],
+                           min_score)

@@ -13,13 +13,13 @@ from typing import Sequence
 
 import numpy as np
 
-from roadsynth.config import CameraConfig, PlacementSettings, SceneSource
+from roadsynth.config import CameraConfig, SceneSource
 from roadsynth.datasets.label_maps import read_label_map, road_mask
 from roadsynth.datasets.records import Box, Dataset, ImageRecord
 from roadsynth.geometry import regions
 from roadsynth.geometry.camera import GroundCamera, GroundModel, LinearHorizon
 from roadsynth.geometry.fit import FitResult, fit_linear_horizon
-from roadsynth.geometry.placement import ObjectRequest, PlacementConfig, place_objects
+from roadsynth.geometry.placement import ObjectRequest, PlacementConfig, place_objects, place_random
 from roadsynth.geometry.priors import priors_from_config
 from roadsynth.geometry.records import Placement
 
@@ -68,18 +68,14 @@ def ground_region(frame: SceneFrame, src: SceneSource, camera: GroundModel, rgb:
     return est if est.area_fraction() > 0.01 else regions.lower_image(frame.width, frame.height, camera.horizon_row)
 
 
-def placement_config(s: PlacementSettings) -> PlacementConfig:
-    return PlacementConfig(
-        min_distance_m=s.min_distance_m, max_distance_m=s.max_distance_m, min_pixel_height=s.min_pixel_height,
-        max_occluded=s.max_occluded, max_cover_existing=s.max_cover_existing, max_iou_new=s.max_iou_new,
-        allow_truncation=s.allow_truncation, min_visible=s.min_visible, roadside_prob=s.roadside_prob, tries=s.tries)
-
-
 def place_for_frame(frame: SceneFrame, camera: GroundModel, region: regions.GroundRegion,
-                    requests: Sequence[ObjectRequest], rng: np.random.Generator, settings: PlacementSettings,
+                    requests: Sequence[ObjectRequest], rng: np.random.Generator, cfg: PlacementConfig,
                     ) -> tuple[list[Placement], list[tuple[str, str]], regions.GroundRegion | None]:
-    side = regions.roadside(region, camera.horizon_row, settings.roadside_band_px) if settings.roadside_prob > 0 else None
-    placed, unplaced = place_objects((frame.width, frame.height), camera, region, frame.boxes, requests, rng,
-                                     placement_config(settings), roadside=side,
-                                     priors=priors_from_config(settings.priors))
+    priors = priors_from_config(cfg.priors)
+    if cfg.mode == "random":
+        placed, unplaced = place_random((frame.width, frame.height), frame.boxes, requests, rng, cfg, priors=priors)
+        return placed, unplaced, None
+    side = regions.roadside(region, camera.horizon_row, cfg.roadside_band_px) if cfg.roadside_prob > 0 else None
+    placed, unplaced = place_objects((frame.width, frame.height), camera, region, frame.boxes, requests, rng, cfg,
+                                     roadside=side, priors=priors)
     return placed, unplaced, side

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Sequence
 
-from roadsynth.datasets.records import Category, Dataset
+from roadsynth.datasets.records import Category, Dataset, DatasetSplit
 
 
 def merge_datasets(parts: Sequence[tuple[Dataset, str]]) -> Dataset:
@@ -33,3 +35,20 @@ def merge_datasets(parts: Sequence[tuple[Dataset, str]]) -> Dataset:
             anns.append(replace(a, id=len(anns) + 1, image_id=img_map[a.image_id], category_id=cat_map[a.category_id]))
     return Dataset(tuple(images), tuple(anns), tuple(categories.values()),
                    info={"merged_from": [p for _, p in parts]})
+
+
+def link_merged(parts: Sequence[tuple[str, DatasetSplit]], images_dir: Path) -> DatasetSplit:
+    """Merge `(prefix, split)` parts under one images root: `images_dir/<prefix>` links to each part's root.
+
+    Nothing is copied; a link that already points elsewhere is refused rather than replaced.
+    """
+    images_dir = Path(images_dir)
+    images_dir.mkdir(parents=True, exist_ok=True)
+    for prefix, sp in parts:
+        link = images_dir / prefix
+        if link.is_symlink() or link.exists():
+            if link.resolve() != Path(sp.images_root).resolve():
+                raise FileExistsError(f"{link}: already links elsewhere ({link.resolve()})")
+            continue
+        os.symlink(Path(sp.images_root).resolve(), link, target_is_directory=True)
+    return DatasetSplit(merge_datasets([(sp.dataset, prefix) for prefix, sp in parts]), images_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Mapping
 
 
@@ -153,3 +154,11 @@ class Dataset:
 
     def with_(self, **changes: Any) -> "Dataset":
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class DatasetSplit:
+    """A COCO dataset and the folder its `ImageRecord.file_name`s are relative to."""
+
+    dataset: Dataset
+    images_root: Path

@@ -33,3 +33,12 @@ def split_dataset(ds: Dataset, fractions: dict[str, float], seed: int = 0) -> di
         name = max(fractions, key=lambda n: (fractions[n] * total - len(assigned[n]), fractions[n]))
         assigned[name].extend(ids)
     return {name: filter_dataset(ds, ids) for name, ids in assigned.items()}
+
+
+def count_per_category(ds: Dataset) -> dict[str, int]:
+    """Objects per category name (every category listed, zero counts included)."""
+    names = {c.id: c.name for c in ds.categories}
+    out = {c.name: 0 for c in ds.categories}
+    for a in ds.annotations:
+        out[names[a.category_id]] += 1
+    return out

@@ -10,15 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
-from roadsynth.datasets.records import Box, Dataset
-
-
-@dataclass(frozen=True)
-class DatasetSplit:
-    """A COCO dataset and the folder its `ImageRecord.file_name`s are relative to."""
-
-    dataset: Dataset
-    images_root: Path
+from roadsynth.datasets.records import Box, DatasetSplit
 
 
 @dataclass(frozen=True)

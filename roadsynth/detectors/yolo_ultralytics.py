@@ -37,7 +37,8 @@ def apply_offline_defaults(config_dir: Path | None = None) -> Path:
     """
     default = Path(config_dir) if config_dir is not None else Path.home() / ".cache" / "roadsynth" / "ultralytics"
     config = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(default.expanduser().resolve())))
-    for key in ("YOLO_OFFLINE", "NO_ALBUMENTATIONS_UPDATE", "HF_HUB_OFFLINE"):
+    # ULTRALYTICS_SAFE_LOAD: weights files load with torch's weights_only unpickler (known classes only).
+    for key in ("YOLO_OFFLINE", "NO_ALBUMENTATIONS_UPDATE", "HF_HUB_OFFLINE", "ULTRALYTICS_SAFE_LOAD"):
         os.environ.setdefault(key, "1")
     # Ultralytics appends "Ultralytics" to YOLO_CONFIG_DIR; check_font looks there first.
     _place_fonts(config / "Ultralytics")
@@ -66,6 +67,32 @@ def _import_yolo():
     return YOLO
 
 
+class UnsafeWeightsError(ValueError):
+    """A weights file that would run code (or reference unknown types) when unpickled."""
+
+
+def load_yolo(weights: str | Path):
+    """An Ultralytics model from a local weights file, loaded without executing code from it.
+
+    A `.pt` file is a pickle: an ordinary `torch.load` runs whatever it names. The file is first read
+    with torch's `weights_only` unpickler restricted to Ultralytics' model classes; anything else is
+    refused before Ultralytics sees the file (which, with ULTRALYTICS_SAFE_LOAD set by
+    `apply_offline_defaults`, loads it the same restricted way).
+    """
+    YOLO = _import_yolo()
+    from ultralytics.nn.tasks import torch_safe_load
+
+    weights = Path(weights)
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: weights file not found")
+    try:
+        torch_safe_load(str(weights), safe_only=True)
+    except Exception as e:  # noqa: BLE001 - every way a file can fail the restricted load is a refusal
+        raise UnsafeWeightsError(f"{weights}: refused: not a plain Ultralytics checkpoint, so loading it could run "
+                                 f"code ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})") from None
+    return YOLO(str(weights))
+
+
 def check_model_source(model: str) -> str:
     """A model yaml name/path (random init) or an existing local weights file; never something to download."""
     p = Path(model).expanduser()
@@ -88,10 +115,10 @@ class YoloDetector:
     are passed to `YOLO.train` last, so they override anything here.
     """
 
-    def __init__(self, model: str = "yolo11n.yaml", *, imgsz: int = 256, epochs: int = 5, batch: int = 16,
-                 workers: int = 0, device: str = "cpu", patience: int = 100, val: bool = True,
-                 extra_train_args: dict[str, Any] | None = None, conf: float = 0.001, iou: float = 0.7,
-                 max_det: int = 300, predict_batch: int = 16):
+    def __init__(self, model: str = "yolo11n.yaml", *, weights: str | Path | None = None, imgsz: int = 256,
+                 epochs: int = 5, batch: int = 16, workers: int = 0, device: str = "cpu", patience: int = 100,
+                 val: bool = True, extra_train_args: dict[str, Any] | None = None, conf: float = 0.001,
+                 iou: float = 0.7, max_det: int = 300, predict_batch: int = 16):
         if imgsz <= 0 or imgsz % 32:
             raise ValueError(f"`imgsz` must be a positive multiple of 32 (YOLO's stride), but got {imgsz}")
         if epochs < 1:
@@ -99,12 +126,19 @@ class YoloDetector:
         if not 0.0 <= conf < 1.0:
             raise ValueError(f"`conf` must be in [0, 1), but got {conf}")
         self.model = check_model_source(model)
+        self.weights = Path(check_model_source(str(weights))) if weights is not None else None
         self.imgsz, self.epochs, self.batch, self.workers, self.device = imgsz, epochs, batch, workers, device
         self.patience, self.val = patience, val
         self.extra = dict(extra_train_args or {})
         # conf 0.001 / max_det 300 / NMS iou 0.7 are Ultralytics' own validation settings: COCO AP needs the
         # low-score tail, and COCOeval keeps the top 100 per image and category itself.
         self.conf, self.iou, self.max_det, self.predict_batch = conf, iou, max_det, predict_batch
+
+    @classmethod
+    def from_config(cls, cfg) -> "YoloDetector":
+        """From a `DetectorConfig` (roadsynth.config)."""
+        return cls(cfg.model, weights=cfg.weights, imgsz=cfg.imgsz, epochs=cfg.epochs, batch=cfg.batch,
+                   workers=cfg.workers, device=cfg.device, val=cfg.val, extra_train_args=dict(cfg.train_args))
 
     def train(self, train: DatasetSplit, val: DatasetSplit, run_dir: Path, seed: int) -> Path:
         run_dir = Path(run_dir).resolve()
@@ -125,8 +159,9 @@ class YoloDetector:
         classes = [{"index": i, "category_id": c.id, "name": c.name} for i, c in enumerate(cats)]
         atomic_write_json(data_dir / "classes.json", classes, indent=1)
 
-        YOLO = _import_yolo()
-        model = YOLO(self.model)
+        # Fine-tuning from weights: Ultralytics copies the class-head rows of classes whose names match the
+        # data's (case-insensitive) and initialises the rest, so a starter's Car stays Car wherever it sits.
+        model = load_yolo(self.weights) if self.weights is not None else _import_yolo()(self.model)
         args = dict(data=str(data_yaml), epochs=self.epochs, imgsz=self.imgsz, batch=self.batch, workers=self.workers,
                     device=self.device, patience=self.patience, seed=seed, deterministic=True, plots=False,
                     amp=False, cache=False, project=str(run_dir), name="train", exist_ok=True, verbose=False,
@@ -142,8 +177,7 @@ class YoloDetector:
     def predict(self, weights: Path, images: Sequence[tuple[int, Path]]) -> list[Prediction]:
         weights = Path(weights)
         to_category = load_class_map(weights)
-        YOLO = _import_yolo()
-        model = YOLO(str(weights))
+        model = load_yolo(weights)
         if len(model.names) != len(to_category):
             raise ValueError(f"{weights}: the model has {len(model.names)} classes but its classes.json maps "
                              f"{len(to_category)}; were the weights trained by another run?")
@@ -171,10 +205,7 @@ class NamedYolo:
     to `(class name, box, score)` lists, for scoring inserted objects (generators/detector_check.py)."""
 
     def __init__(self, weights: str | Path, *, imgsz: int = 640, conf: float = 0.05, device: str = "cpu"):
-        weights = Path(weights)
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: detector weights file not found")
-        self.model = _import_yolo()(str(weights))
+        self.model = load_yolo(weights)
         self.names = [str(self.model.names[i]) for i in sorted(self.model.names)]
         self.imgsz, self.conf, self.device = imgsz, conf, device
 

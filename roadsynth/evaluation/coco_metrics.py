@@ -232,11 +232,13 @@ class PerImageEval:
                 self.categories[cat] = _CategoryEval(np.zeros(0), np.zeros(0, int), np.zeros((T, 0), bool),
                                                      np.zeros((T, 0), bool), npig_all[cat])
 
-    def ap(self, weights: np.ndarray | None = None) -> dict[str, float]:
-        """mAP50-95 and mAP50 with image multiplicities `weights` (aligned with `image_ids`; None = each once)."""
+    def ap(self, weights: np.ndarray | None = None, category_ids: Sequence[int] | None = None) -> dict[str, float]:
+        """mAP50-95 and mAP50 with image multiplicities `weights` (aligned with `image_ids`; None = each once),
+        over `category_ids` (None = all; one id gives that class's AP50-95 and AP50)."""
         w_img = np.ones(len(self.image_ids)) if weights is None else np.asarray(weights, float)
+        cats = self.categories if category_ids is None else {c: self.categories[c] for c in category_ids}
         per_t = []
-        for ce in self.categories.values():
+        for ce in cats.values():
             n = float((ce.npig * w_img).sum())
             if n == 0:
                 continue  # no ground truth of this class in the sample: absent, not zero

@@ -84,3 +84,27 @@ def provenance_leaks(test_paths: Iterable[Path], generated: Dataset) -> list[Lea
         if m and Path(m.group(1)).name in test_names:
             leaks.append(Leak("cutout-source", Path(m.group(1)).name, f"annotation {a.id}", a.provenance.source))
     return leaks
+
+
+def manifest_leaks(test_paths: list[Path], manifest: dict, max_bits: int = NEAR_DUPLICATE_BITS) -> list[Leak]:
+    """Test images a starter detector trained on, from its manifest (detectors/starter.py): the same bytes
+    (SHA-256) or a near-duplicate picture (pHash), without needing the starter's images on disk."""
+    import hashlib
+
+    seen = manifest.get("images", [])
+    by_sha = {m["sha256"]: m["file"] for m in seen if "sha256" in m}
+    hashes = np.array([int(m["phash"], 16) for m in seen if "phash" in m], dtype=np.uint64)
+    files = [m["file"] for m in seen if "phash" in m]
+    leaks = []
+    test_hashes = _hashes(test_paths) if len(hashes) else np.zeros(len(test_paths), np.uint64)
+    for path, h in zip(test_paths, test_hashes):
+        sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        if sha in by_sha:
+            leaks.append(Leak("starter-duplicate", str(path), by_sha[sha], "same bytes"))
+            continue
+        if len(hashes):
+            dist = _popcount(hashes ^ h)
+            j = int(np.argmin(dist))
+            if dist[j] <= max_bits:
+                leaks.append(Leak("starter-near-duplicate", str(path), files[j], f"pHash distance {int(dist[j])} bits"))
+    return leaks

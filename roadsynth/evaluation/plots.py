@@ -70,8 +70,10 @@ def bootstrap_ci(comparisons: list[dict[str, Any]]) -> bytes:
             ax.errorbar([d], [k - 0.12], xerr=[[d - slo], [shi - d]], fmt="s", capsize=4, color="C1",
                         label="seeds (Welch t)" if k == 0 else None)
     ax.axvline(0, color="grey", lw=1, ls="--")
-    ax.set_yticks(range(len(comparisons)), [f"{c['arm']} - {c['baseline']}" for c in comparisons])
+    ax.set_yticks(range(len(comparisons)), [f"{c['arm']} - {c['baseline']}" + (
+        f" [{c['class'] or 'all'} {c['metric']}]" if "class" in c else "") for c in comparisons])
     ax.set_ylim(-0.6, len(comparisons) - 0.4)
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
-    ax.set_xlabel("difference in mAP50-95 (x100), 95 % intervals")
+    metrics = sorted({c["metric"] for c in comparisons})
+    ax.set_xlabel(f"difference in {', '.join(metrics)} (x100), 95 % intervals")
     return _png(fig)

@@ -80,7 +80,8 @@ def write_report(out_dir: Path, rows: list[dict[str, Any]], *, title: str, conte
     arms = aggregate_runs(rows)
     baseline = "real" if "real" in arms else next(iter(arms))
     comparisons = comparisons if comparisons is not None else compare(arms, baseline)
-    metrics = {"title": title, "arms": arms, "comparisons": comparisons, "context": context, **(extras or {})}
+    metrics = {"title": title, "arms": arms, "comparisons": comparisons, "context": context, **(extras or {}),
+               "runs": rows}
     atomic_write_json(out_dir / "metrics.json", _finite(metrics), indent=2)
     flat = [{k: v for k, v in r.items() if k != "per_class"} |
             {f"AP50_95[{c}]": m.get("AP50_95") for c, m in r.get("per_class", {}).items()} for r in rows]
@@ -110,8 +111,13 @@ def _finite(obj: Any) -> Any:
 def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_examples: int = 0) -> str:
     arms, ctx = metrics["arms"], metrics["context"]
     lines = [f"# {metrics['title']}", ""]
+    lead = metrics.get("headline")
+    if lead:
+        lines += [f"## Verdict: {_scope(lead)}", "", _verdict_line(lead), "", _mdd_sentence(lead), ""]
     for k, v in ctx.items():
         lines.append(f"- **{k}**: {v}")
+    if metrics.get("starter"):
+        lines.append(f"- **starting weights**: {metrics['starter']}")
     lines += ["", "## Arms (COCO metrics on the real test split, ×100, mean ± std over seeds)", "",
               "| arm | train images | seeds | " + " | ".join(HEADLINE) + " |",
               "|---|---:|---|" + "---:|" * len(HEADLINE)]
@@ -133,7 +139,16 @@ def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_exam
                   "| attribute | value | images | " + " | ".join(arm_names) + " |", "|---|---|---:|" + "---:|" * len(arm_names)]
         lines += [f"| {r['attribute']} | {r['value']} | {r['images']} | " + " | ".join(_fmt(r.get(a)) for a in arm_names) + " |"
                   for r in slices]
-    lines += ["", "## Verdict", ""]
+    compute = metrics.get("compute")
+    if compute:
+        lines += ["", "## Compute per arm (every seed alike)", "",
+                  "| arm | train images | epochs | optimiser steps | images seen | train time (s, mean) | reused runs |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for arm, c in compute.items():
+            secs = "n/a" if c.get("train_seconds") is None else f"{c['train_seconds']:.0f}"
+            lines.append(f"| {arm} | {c.get('train_images')} | {c.get('epochs')} | {c.get('steps')} | "
+                         f"{c.get('images_seen')} | {secs} | {c.get('reused', 0)} |")
+    lines += ["", "## Comparisons", ""]
     for comp in metrics["comparisons"]:
         lines.append(_verdict_line(comp))
     lines += ["", "Two 95 % intervals for the difference: a paired bootstrap over test images of the seed-averaged "
@@ -143,7 +158,8 @@ def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_exam
     leaks = metrics.get("leakage")
     if leaks is not None:
         lines += ["", "## Leakage check", ""]
-        lines.append("- no test image (or near-duplicate, or generated background / cut-out source) in any training arm"
+        lines.append("- no test image (or near-duplicate, or generated background / cut-out source) in any training "
+                     "arm or in the starting weights' training images (when they come with a manifest)"
                      if not leaks else f"- **{len(leaks)} leaks found**:")
         lines += [f"  - {x}" for x in leaks[:20]]
     budget = metrics.get("budget")
@@ -208,15 +224,32 @@ def _inline(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
 
 
+def _scope(c: dict[str, Any]) -> str:
+    return f"{c['class']} {c['metric']}" if c.get("class") else f"overall {c['metric']}"
+
+
+def _mdd_sentence(c: dict[str, Any]) -> str:
+    if c.get("mdd") is None:
+        return ("This run cannot say how small a difference it could detect: one of its intervals is not "
+                "estimable (one seed per arm?).")
+    return (f"This run can detect differences of at least {c['mdd'] * 100:.1f} AP points ({_scope(c)}, the "
+            "half-width of the wider of its two 95 % intervals); smaller true differences look like noise here.")
+
+
 def _verdict_line(c: dict[str, Any]) -> str:
     d = c["difference"] * 100
     if "ci_low" in c:
-        line = (f"- **{c['arm']} vs {c['baseline']}** ({c['metric']}): {d:+.2f} points, 95 % CI over test images "
-                f"[{c['ci_low'] * 100:+.2f}, {c['ci_high'] * 100:+.2f}]")
+        lo, hi = c["ci_low"], c["ci_high"]
+        image = "n/a" if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)) \
+            else f"[{lo * 100:+.2f}, {hi * 100:+.2f}]"
+        line = (f"- **{c['arm']} vs {c['baseline']}** ({_scope(c) if 'class' in c else c['metric']}): {d:+.2f} "
+                f"points, 95 % CI over test images {image}")
         if "seed_ci_low" in c:
             lo, hi = c["seed_ci_low"], c["seed_ci_high"]
             seed = "n/a" if lo is None or hi is None else f"[{lo * 100:+.2f}, {hi * 100:+.2f}]"
             line += f", over seeds {seed}"
+        if c.get("mdd") is not None:
+            line += f", detectable ≥ {c['mdd'] * 100:.1f}"
         line += f" → **{c['verdict']}**"
         return line + (f" ({c['verdict_reason']})." if c.get("verdict_reason") else ".")
     if c["within_noise"]:

@@ -19,13 +19,10 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-# Re-exported for roadsynth/experiment.py, which imported it from here before it moved next to COCOeval.
-
-
 class _WeightedAP(Protocol):
     image_ids: list[int]
 
-    def ap(self, weights: np.ndarray | None = None) -> dict[str, float]: ...
+    def ap(self, weights: np.ndarray | None = None, category_ids: Sequence[int] | None = None) -> dict[str, float]: ...
 
 
 def paired_bootstrap_diff(metric_fn: Callable[[np.ndarray], float], image_ids: Sequence[int], n_boot: int = 1000,
@@ -53,10 +50,12 @@ def paired_bootstrap_diff(metric_fn: Callable[[np.ndarray], float], image_ids: S
 
 
 def paired_bootstrap(arm_a: Sequence[_WeightedAP], arm_b: Sequence[_WeightedAP], *, n_boot: int = 500,
-                     seed: int = 0, metric: str = "mAP50_95", alpha: float = 0.05) -> dict[str, float | int | str]:
+                     seed: int = 0, metric: str = "mAP50_95", alpha: float = 0.05,
+                     category_ids: Sequence[int] | None = None) -> dict[str, float | int | str]:
     """Difference (b - a) of seed-averaged `metric` with a percentile CI over resampled test images.
 
-    Every run of both arms must have been evaluated on the same test images (same order).
+    Every run of both arms must have been evaluated on the same test images (same order). With
+    `category_ids` the metric is computed over those classes only (one id: that class's AP).
     """
     n_img = len(arm_a[0].image_ids)
     if any(e.image_ids != arm_a[0].image_ids for e in [*arm_a, *arm_b]):
@@ -65,8 +64,8 @@ def paired_bootstrap(arm_a: Sequence[_WeightedAP], arm_b: Sequence[_WeightedAP],
     def diff(sample: np.ndarray) -> float:
         weights = None if sample.size == n_img and np.array_equal(sample, np.arange(n_img)) else \
             np.bincount(sample, minlength=n_img).astype(float)
-        a = np.nanmean([e.ap(weights)[metric] for e in arm_a])
-        b = np.nanmean([e.ap(weights)[metric] for e in arm_b])
+        a = np.nanmean([e.ap(weights, category_ids)[metric] for e in arm_a])
+        b = np.nanmean([e.ap(weights, category_ids)[metric] for e in arm_b])
         return float(b - a)
 
     point, lo, hi = paired_bootstrap_diff(diff, np.arange(n_img), n_boot=n_boot, seed=seed, alpha=alpha)

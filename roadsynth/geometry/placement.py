@@ -10,7 +10,7 @@ farther existing one beyond `max_cover_existing`, because that would silently fa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -32,6 +32,18 @@ class ObjectRequest:
 
 @dataclass(frozen=True)
 class PlacementConfig:
+    """Where objects may go; also the `generate.placement` section of a run config (validated by pydantic).
+
+    `mode: geometry` stands objects on the ground region at the size the ground model gives; `mode: random`
+    is the context-free ablation (Simple Copy-Paste style): a log-uniform pixel height between
+    `min_pixel_height` and `random_max_height_frac` of the frame, a uniform position with the box inside
+    the frame. Both keep the label-hygiene rules (never cover existing objects beyond
+    `max_cover_existing`, new objects never overlap beyond `max_iou_new`).
+    """
+
+    __pydantic_config__ = {"extra": "forbid"}  # unknown YAML keys are errors (a plain dict: no pydantic import)
+
+    mode: Literal["geometry", "random"] = "geometry"
     min_distance_m: float = 3.0
     max_distance_m: float = 80.0
     min_pixel_height: float = 12.0
@@ -42,7 +54,10 @@ class PlacementConfig:
     min_visible: float = 0.6  # visible fraction of a truncated box
     roadside_classes: tuple[str, ...] = ANIMALS
     roadside_prob: float = 0.3
+    roadside_band_px: int = 25
     tries: int = 200
+    random_max_height_frac: float = 0.5
+    priors: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # per-class size prior overrides
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_distance_m < self.max_distance_m:
@@ -52,6 +67,11 @@ class PlacementConfig:
             v = getattr(self, name)
             if not 0 <= v <= 1:
                 raise ValueError(f"`{name}` must be in [0, 1], but got {v}")
+        if not 0 < self.random_max_height_frac <= 1:
+            raise ValueError(f"`random_max_height_frac` must be in (0, 1], but got {self.random_max_height_frac}")
+        if self.min_pixel_height < 1 or self.tries < 1 or self.roadside_band_px < 0:
+            raise ValueError(f"`min_pixel_height` and `tries` must be >= 1 and `roadside_band_px` >= 0, but got "
+                             f"{self.min_pixel_height}, {self.tries}, {self.roadside_band_px}")
 
 
 def _clip_by(visible: Box, occ: Box) -> Box:
@@ -163,6 +183,53 @@ def place_objects(
                 params={"horizon_row": round(camera.horizon_row, 2), "aspect": round(aspect, 3),
                         "pixel_height": round(h, 2), "roadside": use_side, **dict(req.params)},
             )
+            break
+        if p is None:
+            unplaced.append((req.category, f"{why} (after {config.tries} tries)"))
+        else:
+            placed.append(p)
+    return placed, unplaced
+
+
+def place_random(
+    image_size: tuple[int, int], existing: Sequence[tuple[int, Box]], requests: Sequence[ObjectRequest],
+    rng: np.random.Generator, config: PlacementConfig = PlacementConfig(), *,
+    priors: Mapping[str, SizePrior] = DEFAULT_PRIORS,
+) -> tuple[list[Placement], list[tuple[str, str]]]:
+    """Context-free placement (the ablation of `place_objects`): random size and position, no ground model.
+
+    Existing objects are never covered (beyond `max_cover_existing`) and new ones never overlap (beyond
+    `max_iou_new`), so the labels stay true; nothing else constrains where an object goes.
+    """
+    W, H = image_size
+    lo, hi = config.min_pixel_height, config.random_max_height_frac * H
+    placed: list[Placement] = []
+    unplaced: list[tuple[str, str]] = []
+    if hi < lo:
+        return [], [(r.category, f"frame too small: {hi:.1f} px < min_pixel_height {lo}") for r in requests]
+    for req in requests:
+        if req.aspect is None and req.category.lower() not in priors:
+            unplaced.append((req.category, f"no aspect: no cut-out and no size prior for `{req.category}`"))
+            continue
+        aspect = req.aspect or prior_for(priors, req.category).sample_aspect(rng)
+        p, why = None, "no free position"
+        for _ in range(config.tries):
+            h = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            w = h * aspect
+            if w >= W:
+                why = "too wide for the frame"
+                continue
+            x, y = float(rng.uniform(0, W - w)), float(rng.uniform(0, H - h))
+            box = Box(x, y, w, h)
+            if any(box.intersection(b) > config.max_cover_existing * b.area for _, b in existing):
+                why = "would cover an existing object"
+                continue
+            if any(box.iou(q.box) > config.max_iou_new for q in placed):
+                why = "overlaps another new object"
+                continue
+            p = Placement(category=req.category, box=box, contact=box.bottom_center, scale_source="random",
+                          region_source="random", visible_box=box,
+                          params={"aspect": round(aspect, 3), "pixel_height": round(h, 2), **dict(req.params)})
             break
         if p is None:
             unplaced.append((req.category, f"{why} (after {config.tries} tries)"))

@@ -8,22 +8,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from roadsynth.config import load_config
 from tests.conftest import ROOT
 
 
-def reduced_quickstart(tmp_path: Path) -> Path:
-    cfg = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
-    base = ROOT / "configs"
-    for scene in cfg["generate"]["scenes"]:
-        scene["path"] = str((base / scene["path"]).resolve())
-        scene["label_maps"] = str((base / scene["label_maps"]).resolve())
-    cfg["experiment"]["real"]["path"] = str((base / cfg["experiment"]["real"]["path"]).resolve())
-    cfg["generate"]["n_images"] = 6
-    cfg["generate"]["chunk_size"] = 4
-    cfg["experiment"]["seeds"] = [0]
-    cfg["experiment"]["detector"].update(imgsz=64, epochs=1, batch=8)
-    cfg["experiment"]["bootstrap"] = 50
-    path = tmp_path / "quickstart_small.yaml"
+def reduced_quickstart(tmp_path: Path, name: str = "quickstart_small.yaml", **generate) -> Path:
+    """The bundled quickstart (resolved paths) at test size, with the placement ablation arm and two seeds."""
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml").model_dump(mode="json")
+    cfg["generate"].update(n_images=6, chunk_size=4, **generate)
+    e = cfg["experiment"]
+    e.update(seeds=[0, 1], arms=["real", "real+generated", "real+random"], bootstrap=50,
+             reuse_dir=str(tmp_path / "trained"))
+    e["detector"].update(imgsz=64, epochs=1, batch=8)
+    path = tmp_path / name
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -54,16 +51,44 @@ def test_quickstart_end_to_end_offline(tmp_path, network_audit, prefect_harness)
         prov = a["provenance"]
         assert prov["method"] == "paste" and prov["source"] and "seed" in prov and "placement" in prov
 
-    # Both arms have real numbers on the real test split.
+    # Every arm has real numbers on the frozen real test set, fine-tuned from the bundled starter.
     metrics = json.loads((out / "metrics.json").read_text())
-    for arm in ("real", "real+generated"):
+    for arm in ("real", "real+generated", "real+random"):
         for key in ("mAP50", "mAP50_95"):
             assert 0.0 <= metrics["arms"][arm][key] <= 1.0
         assert "Ambulance" in metrics["arms"][arm]["per_class"]
-    assert (out / "report.md").read_text().count("| real") >= 2
-    # The verdict weighs both noise sources: test images (bootstrap) and training seeds (t-interval).
-    [c] = metrics["comparisons"]
-    assert c["ci_low"] <= c["difference"] <= c["ci_high"] and "seed_ci_low" in c and c["verdict_reason"]
-    assert c["verdict"] in ("improves", "worse", "no significant change")
-    assert ", over seeds " in (out / "report.md").read_text()
+    assert metrics["context"]["test set"] == "fixed (`real.test`)"
+    assert "starter-vehicles" in metrics["starter"]
+    assert not metrics["leakage"], metrics["leakage"]
+    # Equal compute: the smaller real arm trains more epochs for about the same optimiser steps.
+    compute = metrics["compute"]
+    assert compute["real"]["epochs"] >= compute["real+generated"]["epochs"] == 1
+    assert abs(compute["real"]["steps"] - compute["real+generated"]["steps"]) <= compute["real"]["steps"] / 2 + 1
+    # The verdict is the target class's, with both noise sources and the smallest detectable difference.
+    lead = metrics["headline"]
+    assert (lead["class"], lead["metric"], lead["arm"], lead["baseline"]) == ("Ambulance", "AP50", "real+generated", "real")
+    assert lead["ci_low"] <= lead["difference"] <= lead["ci_high"] and lead["seed_ci_low"] is not None
+    assert lead["mdd"] == max(lead["ci_high"] - lead["ci_low"], lead["seed_ci_high"] - lead["seed_ci_low"]) / 2
+    kinds = {(c["arm"], c["baseline"], c["class"], c["metric"]) for c in metrics["comparisons"]}
+    assert ("real+generated", "real+random", "Ambulance", "AP50") in kinds  # does placement matter?
+    assert ("real+random", "real", None, "mAP50_95") in kinds
+    report = (out / "report.md").read_text()
+    assert report.startswith("# roadsynth experiment") and "## Verdict: Ambulance AP50" in report
+    assert "This run can detect differences of at least" in report and ", over seeds " in report
     assert (out / "runs.csv").exists() and (out / "config.yaml").exists()
+
+    # The ablation arm placed the same cut-outs without geometry.
+    rand = json.loads((out / "generated_random" / "annotations.json").read_text())
+    placed = [a["provenance"]["placement"] for a in rand["annotations"] if "provenance" in a]
+    assert placed and all(p["scale_source"] == "random" and p["distance_m"] is None for p in placed)
+
+    # Changing only the generation config retrains only the arms with generated data.
+    out2 = tmp_path / "run2"
+    config2 = reduced_quickstart(tmp_path, "quickstart_small_seed7.yaml", seed=7)
+    result = CliRunner().invoke(app, ["experiment", str(config2), "--out", str(out2)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    rows = {(r["arm"], r["seed"]): r for r in json.loads((out2 / "metrics.json").read_text())["runs"]}
+    assert all(rows[("real", s)]["reused"] for s in (0, 1))
+    assert not any(rows[(a, s)]["reused"] for a in ("real+generated", "real+random") for s in (0, 1))
+    first = {(r["arm"], r["seed"]): r for r in metrics["runs"]}
+    assert rows[("real", 0)]["mAP50"] == first[("real", 0)]["mAP50"]  # the same weights, the same test set

@@ -44,8 +44,8 @@ def test_read_coco_errors_name_file(tmp_path):
 
 def test_bundled_vehicles_yolo_reads_and_roundtrips(tmp_path):
     ds, root = read_yolo(DATA / "vehicles")
-    assert len(ds.images) == 350 and [c.name for c in ds.categories][0] == "Ambulance"
-    assert sum(a.category_id == 1 for a in ds.annotations) >= 90  # ambulances
+    assert len(ds.images) == 230 and [c.name for c in ds.categories][0] == "Ambulance"
+    assert len({a.image_id for a in ds.annotations if a.category_id == 1}) == 28  # images with ambulances
     for a in ds.annotations[:50]:
         im = ds.images[a.image_id - 1]
         assert 0 <= a.bbox.x and a.bbox.x2 <= im.width + 1e-6
@@ -103,3 +103,12 @@ def test_mask_polygons_rasterize_back_to_the_mask():
     assert iou > 0.9, iou  # contours through boundary-pixel centres lose about half a pixel all round
     ys, xs = np.nonzero(back)
     assert xs.min() >= 100 and ys.min() >= 60 and xs.max() < 170 and ys.max() < 110  # placed at the origin
+
+
+def test_bundled_vehicle_sets_are_disjoint_and_the_starter_set_has_no_ambulance():
+    pool, test, starter = (read_yolo(DATA / name)[0] for name in ("vehicles", "vehicles_test", "vehicles_starter"))
+    names = [{im.file_name for im in ds.images} for ds in (pool, test, starter)]
+    assert len(names[1]) == 120 and len(names[2]) == 257
+    assert not (names[0] & names[1]) and not (names[0] & names[2]) and not (names[1] & names[2])
+    assert len({a.image_id for a in test.annotations if a.category_id == 1}) == 45
+    assert not any(a.category_id == 1 for a in starter.annotations)

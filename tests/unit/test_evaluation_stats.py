@@ -139,7 +139,7 @@ def test_leakage_finds_a_planted_duplicate_and_a_reencoded_copy(tmp_path):
 
 def test_slices_by_image_attribute_match_evaluating_the_subset():
     from roadsynth.datasets.split import filter_dataset
-    from roadsynth.experiment import slice_metrics
+    from roadsynth.evaluation.experiment_report import slice_metrics
 
     gt, dets = synthetic(120, 7, 0.5)
     images = tuple(ImageRecord(im.id, im.file_name, im.width, im.height, {"condition": "rain" if im.id % 3 else "fog"})

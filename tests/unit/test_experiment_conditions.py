@@ -8,13 +8,15 @@ from roadsynth.datasets.io import load_image
 from roadsynth.datasets.split import filter_dataset
 from roadsynth.datasets.yolo import read_yolo
 from roadsynth.evaluation.coco_metrics import PerImageEval
-from roadsynth.experiment import Split, add_test_conditions, slice_metrics
+from roadsynth.datasets.records import DatasetSplit
+from roadsynth.evaluation.experiment_report import slice_metrics
+from roadsynth.experiment import add_test_conditions
 from tests.conftest import DATA
 
 
 def test_weathered_test_copies_keep_labels_and_slice_by_condition(tmp_path):
-    ds, root = read_yolo(DATA / "vehicles")
-    test = Split(filter_dataset(ds, [im.id for im in ds.images[:6]]), root)
+    ds, root = read_yolo(DATA / "vehicles_test")
+    test = DatasetSplit(filter_dataset(ds, [im.id for im in ds.images[:6]]), root)
     out = add_test_conditions(test, ["fog", "night"], 2, 0, tmp_path / "test_images")
     assert len(out.dataset.images) == 18
     assert [im.attributes["condition"] for im in out.dataset.images] == ["clear"] * 6 + ["fog"] * 6 + ["night"] * 6

@@ -113,3 +113,36 @@ def test_bad_placement_config():
         PlacementConfig(max_occluded=1.5)
     with pytest.raises(ValueError, match="min_distance_m < max_distance_m"):
         PlacementConfig(min_distance_m=50, max_distance_m=10)
+
+
+@pytest.mark.parametrize("i", range(0, 64, 16))
+def test_random_placement_ignores_geometry_but_keeps_labels_true(i):
+    from roadsynth.geometry.placement import place_random
+
+    im, region, existing = frame(i)
+    cfg = PlacementConfig(mode="random", max_cover_existing=0.0, max_iou_new=0.0)
+    reqs = [ObjectRequest("ambulance", 1.2, {"cutout_id": "c1"}), ObjectRequest("deer")] * 3
+    placed, unplaced = place_random((im.width, im.height), existing, reqs, np.random.default_rng(i), cfg)
+    assert len(placed) + len(unplaced) == len(reqs) and placed
+    for k, p in enumerate(placed):
+        b = p.box
+        assert 0 <= b.x and b.x2 <= im.width and 0 <= b.y and b.y2 <= im.height
+        assert cfg.min_pixel_height <= b.h <= cfg.random_max_height_frac * im.height
+        assert p.scale_source == "random" and p.region_source == "random" and p.distance_m is None
+        assert all(b.intersection(e) == 0 for _, e in existing)
+        assert all(b.iou(q.box) == 0 for q in placed[k + 1:])
+    assert placed[0].params["cutout_id"] == "c1" and placed[0].params["aspect"] == 1.2
+
+
+def test_random_placement_spreads_over_the_frame_where_geometry_keeps_to_the_road():
+    from roadsynth.geometry.placement import place_random
+
+    im, region, existing = frame(0)
+    above, off_road = 0, 0
+    for seed in range(40):
+        placed, _ = place_random((im.width, im.height), [], [ObjectRequest("deer")], np.random.default_rng(seed),
+                                 PlacementConfig(mode="random"))
+        for p in placed:
+            above += p.contact[1] < CAMERA.horizon_row
+            off_road += not region.contains(*p.contact)
+    assert above >= 5 and off_road >= 10  # context-free: objects in the sky and on buildings too

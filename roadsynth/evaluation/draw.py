@@ -1,0 +1,55 @@
+"""Boxes drawn on frames for people to look at: the report's examples, the review UI and the gallery."""
+
+from __future__ import annotations
+
+from typing import Iterable, Literal, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from roadsynth.datasets.records import Annotation, Box
+
+BoxMode = Literal["None", "Generated", "All"]
+
+GENERATED = (255, 60, 40)
+EXISTING = (255, 255, 255)
+REJECTED = (140, 140, 140)
+DETECTION = (40, 200, 255)
+
+
+def draw_box(img: np.ndarray, box: Box, color: tuple[int, int, int], thickness: int = 1,
+             label: str | None = None) -> None:
+    """One box (and its label above it) onto `img`, in place."""
+    x1, y1, x2, y2 = (int(round(v)) for v in box.xyxy())
+    cv2.rectangle(img, (x1, y1), (x2, y2), color, thickness)
+    if label:
+        cv2.putText(img, label, (x1, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+
+
+def draw_boxes(rgb: np.ndarray, anns: Sequence[Annotation], names: Mapping[int, str], mode: BoxMode = "All",
+               rejected: Iterable[int] = ()) -> np.ndarray:
+    """Generated objects red (grey once rejected) with their id and class, existing labels white."""
+    out = rgb.copy()
+    if mode == "None":
+        return out
+    rejected = set(rejected)
+    for a in anns:
+        if mode == "Generated" and not a.generated:
+            continue
+        if not a.generated:
+            draw_box(out, a.bbox, EXISTING, 1)
+            continue
+        gone = a.id in rejected
+        draw_box(out, a.bbox, REJECTED if gone else GENERATED, 2,
+                 f"#{a.id} {names.get(a.category_id, a.category_id)}" + (" (rejected)" if gone else ""))
+    return out
+
+
+def draw_detections(rgb: np.ndarray, detections: Iterable[tuple[str, Box, float]], min_score: float = 0.0
+                    ) -> np.ndarray:
+    """A detector's (class name, box, score) boxes in cyan, those scoring at least `min_score`."""
+    out = rgb.copy()
+    for name, box, score in detections:
+        if score >= min_score:
+            draw_box(out, box, DETECTION, 2, f"{name} {score:.2f}")
+    return out
