@@ -12,7 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from roadsynth.config import load_config  # noqa: E402
-from roadsynth.datasets.coco import read_coco  # noqa: E402
 from roadsynth.datasets.io import load_image, save_image_atomic  # noqa: E402
 from roadsynth.generate import generate_dataset, place_preview  # noqa: E402
 

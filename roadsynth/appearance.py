@@ -15,7 +15,7 @@ import numpy as np
 from roadsynth.config import GenerateConfig
 from roadsynth.datasets.io import jsonable
 from roadsynth.datasets.records import Annotation
-from roadsynth.generators.restyle import PaintRestyler, Style
+from roadsynth.generators.restyle import PaintRestyler
 
 
 class Appearance:
@@ -58,7 +58,7 @@ class Appearance:
     def _vehicle_restyler(self):
         if self._vehicles is None:
             r = self.g.restyle
-            styles = [Style(s.name, s.prompt, s.category, s.color) for s in r.styles]
+            styles = list(r.styles)
             if r.method == "paint":
                 self._vehicles = PaintRestyler(styles, self.names, categories=r.categories, min_box_px=r.min_box_px,
                                                max_objects=r.max_objects, strength=r.strength)

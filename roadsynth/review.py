@@ -111,15 +111,21 @@ class Studio:
     def __init__(self, cfg: Config, session: Path):
         if cfg.generate.insert is None:
             raise ValueError("the UI generates objects: the config needs `generate.insert`")
-        from roadsynth import generate as gen
+        from roadsynth.generate.assemble import read_chunks
+        from roadsynth.generate.sources import build_bank_for, load_scene_sources
 
-        self.gen, self.cfg, self.session = gen, cfg, Path(session)
+        self.cfg, self.session = cfg, Path(session)
         self.session.mkdir(parents=True, exist_ok=True)
-        self.sources = gen.load_scene_sources(cfg.generate)
+        self.sources = load_scene_sources(cfg.generate)
         self.frames = [(s, im) for s, (ds, _) in enumerate(self.sources) for im in ds.images]
-        self.bank = gen.build_bank_for(cfg.generate)
-        self.samples = len(list(self.session.glob("chunks/*.json")))
-        self._inserters: dict[tuple, Any] = {}
+        self.bank = build_bank_for(cfg.generate)
+        # The session's samples so far, read once; each new one is appended, not re-read.
+        self.chunks = read_chunks(self.session, len(list(self.session.glob("chunks/*.json"))))
+        self._workers: dict[tuple, Any] = {}
+
+    @property
+    def samples(self) -> int:
+        return len(self.chunks)
 
     def frame_labels(self) -> list[str]:
         return [f"{k}: {self.cfg.generate.scenes[s].name}/{im.file_name}" for k, (s, im) in enumerate(self.frames)]
@@ -127,6 +133,9 @@ class Studio:
     def generate(self, frame_index: int, n_objects: int, method: Method, prompt: str = "", strength: float = 0.7,
                  seed: int | None = None) -> Review:
         """Append one sample (the chosen frame with `n_objects` inserted) to the session dataset."""
+        from roadsynth.generate import FrameJob, Worker
+        from roadsynth.generate.assemble import assemble
+
         if not 0 <= frame_index < len(self.frames):
             raise ValueError(f"`frame_index` must be in [0, {len(self.frames) - 1}], but got {frame_index}")
         if not 1 <= n_objects <= 20:
@@ -141,42 +150,46 @@ class Studio:
             prompts = {c: prompt for c in g.insert.categories} if prompt.strip() else g.insert.inpaint.prompts
             insert = insert.model_copy(update={"method": "inpaint", "inpaint": g.insert.inpaint.model_copy(
                 update={"prompts": prompts, "strength": strength})})
+        if method == "Original":  # the frame as it is, through the same chunk code with insertion off
+            insert = None
         cfg = self.cfg.model_copy(update={"generate": g.model_copy(update={"insert": insert})})
+        key = (method, n_objects, prompt, strength)
+        if key not in self._workers:
+            self._workers[key] = Worker(cfg, sources=self.sources, bank=self.bank)
         s, im = self.frames[frame_index]
         index = self.samples
-        job = self.gen.FrameJob(index, s, im.id, int(seed if seed is not None else 1000 + index))
-        if method == "Original":  # the frame as it is, through the same chunk code with insertion off
-            cfg = self.cfg.model_copy(update={"generate": g.model_copy(update={"insert": None})})
-            inserter = None
-        else:
-            key = (insert.method, prompt, strength)
-            if key not in self._inserters:
-                self._inserters[key] = self.gen.make_inserter(cfg.generate, self.bank)
-            inserter = self._inserters[key]
-        self.gen.run_chunk(cfg, index, [job], self.session, self.bank, self.sources, inserter)
-        self.samples += 1
+        job = FrameJob(index, s, im.id, int(seed if seed is not None else 1000 + index))
+        self.chunks.append(self._workers[key].run_chunk(index, [job], self.session))
         save_config(self.cfg, self.session / "config.yaml")
         # Category ids come from the scene sources plus the insert categories, the same for every sample.
-        self.gen.assemble(self.cfg, self.session, self.samples, self.sources)
+        assemble(self.cfg, self.session, self.samples, self.sources, self.chunks)
         return Review(self.session)
 
 
 def list_runs(experiment_dir: Path) -> list[dict[str, Any]]:
-    """Finished detector runs of an experiment folder (arm, seed, weights, mAP), best first."""
+    """Finished detector runs of an experiment folder (arm, seed, weights, mAP).
+
+    A run's weights path is read from its metrics.json, so it is resolved against the experiment folder
+    and must stay inside it: a crafted metrics.json cannot make the UI load a pickle from elsewhere.
+    """
+    root = Path(experiment_dir).resolve()
     rows = []
-    for p in sorted(Path(experiment_dir).glob("runs/*/metrics.json")):
+    for p in sorted(root.glob("runs/*/metrics.json")):
         m = json.loads(p.read_text())
-        if Path(m.get("weights", "")).is_file():
-            rows.append({"label": f"{m['arm']} seed {m['seed']} (mAP50-95 {m.get('mAP50_95', float('nan')):.3f})",
-                         "weights": m["weights"], "arm": m["arm"], "seed": m["seed"]})
+        weights = (root / str(m.get("weights", ""))).resolve()
+        if not weights.is_relative_to(root) or not weights.is_file():
+            continue
+        rows.append({"label": f"{m['arm']} seed {m['seed']} (mAP50-95 {m.get('mAP50_95', float('nan')):.3f})",
+                     "weights": str(weights), "arm": m["arm"], "seed": m["seed"]})
     return rows
 
 
 def detect(weights: Path, rgb_path: Path, names: dict[int, str], rgb: np.ndarray, imgsz: int = 256,
            min_score: float = 0.25) -> np.ndarray:
     """The trained detector's boxes on one image (cyan), scores >= `min_score`."""
-    from roadsynth.detectors.yolo_ultralytics import YoloDetector
+    from roadsynth.config import DetectorConfig
+    from roadsynth.detectors import make_detector
 
-    preds = YoloDetector(imgsz=imgsz).predict(Path(weights), [(0, Path(rgb_path))])
+    preds = make_detector(DetectorConfig(imgsz=imgsz)).predict(Path(weights), [(0, Path(rgb_path))])
     return draw_detections(rgb, [(names.get(p.category_id, str(p.category_id)), p.box, p.score) for p in preds],
                            min_score)

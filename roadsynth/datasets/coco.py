@@ -26,6 +26,23 @@ class CocoFormatError(ValueError):
     pass
 
 
+def image_from_dict(im: dict[str, Any]) -> ImageRecord:
+    return ImageRecord(int(im["id"]), str(im["file_name"]), int(im["width"]), int(im["height"]),
+                       {k: v for k, v in im.items() if k not in _IMAGE_KEYS})
+
+
+def annotation_from_dict(a: dict[str, Any]) -> Annotation:
+    attrs = dict(a.get("attributes") or {})
+    attrs.update({k: v for k, v in a.items() if k not in _ANN_KEYS})
+    prov = a.get("provenance")
+    return Annotation(
+        id=int(a["id"]), image_id=int(a["image_id"]), category_id=int(a["category_id"]),
+        bbox=Box(*(float(v) for v in a["bbox"])), area=None if a.get("area") is None else float(a["area"]),
+        iscrowd=int(a.get("iscrowd", 0)), segmentation=a.get("segmentation"),
+        provenance=Provenance.from_dict(prov) if prov else None, attributes=attrs,
+    )
+
+
 def dataset_from_coco_dict(d: dict[str, Any], source: str = "<dict>") -> Dataset:
     if not isinstance(d, dict):
         raise CocoFormatError(f"{source}: expected a JSON object at the top level, but got {type(d).__name__}")
@@ -35,27 +52,13 @@ def dataset_from_coco_dict(d: dict[str, Any], source: str = "<dict>") -> Dataset
     try:
         categories = tuple(Category(int(c["id"]), str(c["name"]), str(c.get("supercategory", "")))
                            for c in d["categories"])
-        images = tuple(
-            ImageRecord(int(im["id"]), str(im["file_name"]), int(im["width"]), int(im["height"]),
-                        {k: v for k, v in im.items() if k not in _IMAGE_KEYS})
-            for im in d["images"]
-        )
-        anns = []
-        for a in d["annotations"]:
-            attrs = dict(a.get("attributes") or {})
-            attrs.update({k: v for k, v in a.items() if k not in _ANN_KEYS})
-            prov = a.get("provenance")
-            anns.append(Annotation(
-                id=int(a["id"]), image_id=int(a["image_id"]), category_id=int(a["category_id"]),
-                bbox=Box(*(float(v) for v in a["bbox"])), area=None if a.get("area") is None else float(a["area"]),
-                iscrowd=int(a.get("iscrowd", 0)), segmentation=a.get("segmentation"),
-                provenance=Provenance.from_dict(prov) if prov else None, attributes=attrs,
-            ))
+        images = tuple(image_from_dict(im) for im in d["images"])
+        anns = tuple(annotation_from_dict(a) for a in d["annotations"])
     except (KeyError, TypeError, ValueError) as e:
         raise CocoFormatError(
             f"{source}: malformed COCO record ({type(e).__name__}: {e}); run `roadsynth validate` for every problem"
         ) from None
-    return Dataset(images, tuple(anns), categories, info=dict(d.get("info") or {}))
+    return Dataset(images, anns, categories, info=dict(d.get("info") or {}))
 
 
 def polygon_area(segmentation: Any) -> float | None:
@@ -88,22 +91,27 @@ def mask_polygons(mask: np.ndarray, origin: tuple[int, int] = (0, 0), min_area_p
     return polys
 
 
+def image_to_dict(im: ImageRecord) -> dict[str, Any]:
+    return {"id": im.id, "file_name": im.file_name, "width": im.width, "height": im.height, **dict(im.attributes)}
+
+
+def annotation_to_dict(a: Annotation) -> dict[str, Any]:
+    area = a.area if a.area is not None else (polygon_area(a.segmentation) or a.bbox.area)
+    out: dict[str, Any] = {"id": a.id, "image_id": a.image_id, "category_id": a.category_id,
+                           "bbox": [round(float(v), 3) for v in a.bbox.xywh()], "area": round(float(area), 3),
+                           "iscrowd": a.iscrowd}
+    if a.segmentation is not None:
+        out["segmentation"] = a.segmentation
+    if a.attributes:
+        out["attributes"] = dict(a.attributes)
+    if a.provenance is not None:
+        out["provenance"] = a.provenance.to_dict()
+    return out
+
+
 def dataset_to_coco_dict(ds: Dataset) -> dict[str, Any]:
-    images = [{"id": im.id, "file_name": im.file_name, "width": im.width, "height": im.height, **dict(im.attributes)}
-              for im in sorted(ds.images, key=lambda r: r.id)]
-    anns = []
-    for a in sorted(ds.annotations, key=lambda r: r.id):
-        area = a.area if a.area is not None else (polygon_area(a.segmentation) or a.bbox.area)
-        out: dict[str, Any] = {"id": a.id, "image_id": a.image_id, "category_id": a.category_id,
-                               "bbox": [round(float(v), 3) for v in a.bbox.xywh()], "area": round(float(area), 3),
-                               "iscrowd": a.iscrowd}
-        if a.segmentation is not None:
-            out["segmentation"] = a.segmentation
-        if a.attributes:
-            out["attributes"] = dict(a.attributes)
-        if a.provenance is not None:
-            out["provenance"] = a.provenance.to_dict()
-        anns.append(out)
+    images = [image_to_dict(im) for im in sorted(ds.images, key=lambda r: r.id)]
+    anns = [annotation_to_dict(a) for a in sorted(ds.annotations, key=lambda r: r.id)]
     cats = [{"id": c.id, "name": c.name, "supercategory": c.supercategory} for c in sorted(ds.categories, key=lambda c: c.id)]
     return {"info": dict(ds.info), "images": images, "annotations": anns, "categories": cats}
 

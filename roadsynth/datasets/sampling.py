@@ -10,6 +10,10 @@ from roadsynth.datasets.records import Dataset, ImageRecord
 
 @dataclass(frozen=True)
 class SceneFilter:
+    """Which frames of a scene source may serve as backgrounds (also the `filter` section of a scene source)."""
+
+    __pydantic_config__ = {"extra": "forbid"}  # unknown YAML keys are errors (a plain dict: no pydantic import)
+
     require_categories: tuple[str, ...] = ()  # frame must contain each (case-insensitive names)
     exclude_categories: tuple[str, ...] = ()  # frame must contain none
     min_box_area: float = 0.0  # required categories count only with boxes at least this large (px^2)

@@ -1,21 +1,25 @@
-"""Matplotlib figures for the report (Agg backend; PNG bytes, so the HTML can embed them)."""
+"""Matplotlib figures for the report (PNG bytes, so the HTML can embed them); pyplot is never used."""
 
 from __future__ import annotations
 
 import io
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def _subplots(*grid: int, figsize: tuple[float, float], **kw):
+    """A figure detached from pyplot: no backend is chosen or switched (a user's notebook keeps its own),
+    nothing is registered globally, and `savefig` renders with Agg."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kw)
 
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -23,7 +27,7 @@ def ap_per_class(arms: dict[str, Any], metric: str = "AP50_95") -> bytes:
     classes = list(dict.fromkeys(c for a in arms.values() for c in a["per_class"]))
     x = np.arange(len(classes))
     width = 0.8 / max(len(arms), 1)
-    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(classes)), 3.2))
+    fig, ax = _subplots(figsize=(max(5, 1.1 * len(classes)), 3.2))
     for k, (name, a) in enumerate(arms.items()):
         means = [(a["per_class"].get(c, {}).get(metric) or 0) * 100 for c in classes]
         stds = [(a["per_class"].get(c, {}).get(f"{metric}_std") or 0) * 100 for c in classes]
@@ -40,7 +44,7 @@ def pr_curves(curves: dict[str, dict[str, np.ndarray]]) -> bytes:
     classes = list(curves)
     cols = min(len(classes), 3) or 1
     rows = int(np.ceil(len(classes) / cols)) or 1
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
     recall = np.linspace(0, 1, 101)
     for ax, c in zip(axes.ravel(), classes):
         for arm, q in curves[c].items():
@@ -60,7 +64,7 @@ def pr_curves(curves: dict[str, dict[str, np.ndarray]]) -> bytes:
 
 def bootstrap_ci(comparisons: list[dict[str, Any]]) -> bytes:
     """Each arm's difference to the baseline with both 95 % intervals: over test images and over seeds."""
-    fig, ax = plt.subplots(figsize=(5.5, 1.1 + 0.6 * len(comparisons)))
+    fig, ax = _subplots(figsize=(5.5, 1.1 + 0.6 * len(comparisons)))
     for k, c in enumerate(comparisons):
         d, lo, hi = c["difference"] * 100, c["ci_low"] * 100, c["ci_high"] * 100
         ax.errorbar([d], [k + 0.12], xerr=[[d - lo], [hi - d]], fmt="o", capsize=4, color="C0",

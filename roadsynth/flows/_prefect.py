@@ -8,21 +8,28 @@ from pathlib import Path
 
 def _apply_offline_defaults() -> None:
     # Ephemeral mode needs a writable home; reuse one per user so the SQLite migrations (~20 s) run once.
-    home = Path(os.environ.setdefault("PREFECT_HOME", str(Path.home() / ".cache" / "roadsynth" / "prefect")))
-    home.expanduser().mkdir(parents=True, exist_ok=True)  # Prefect creates only the last path component
+    # The folder itself is made when a flow runs (`ensure_home`), not at import.
+    os.environ.setdefault("PREFECT_HOME", str(Path.home() / ".cache" / "roadsynth" / "prefect"))
     # The server's telemetry is its only outbound connection (offline-facts §5); DO_NOT_TRACK alone does not stop it.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_UI_ENABLED", "false")
 
 
-_apply_offline_defaults()
+_apply_offline_defaults()  # environment defaults only, just before importing Prefect (a user's own values win)
 
 from contextlib import contextmanager  # noqa: E402
 from typing import Iterator  # noqa: E402
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+
+def ensure_home() -> Path:
+    """PREFECT_HOME, created with its parents (Prefect creates only the last path component)."""
+    home = Path(os.environ["PREFECT_HOME"]).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
 
 
 @contextmanager
@@ -35,6 +42,7 @@ def embedded_run_settings() -> Iterator[None]:
     """
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+    ensure_home()
     if PREFECT_API_URL.value():
         yield
         return
@@ -42,4 +50,4 @@ def embedded_run_settings() -> Iterator[None]:
         yield
 
 
-__all__ = ["flow", "task", "get_run_logger", "NO_CACHE", "embedded_run_settings"]
+__all__ = ["flow", "task", "get_run_logger", "NO_CACHE", "embedded_run_settings", "ensure_home"]

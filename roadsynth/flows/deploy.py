@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from roadsynth.config import load_config
-from roadsynth.flows._prefect import flow, get_run_logger
+from roadsynth.flows._prefect import ensure_home, flow, get_run_logger
 from roadsynth.flows.generate import generate_dataset
 from roadsynth.flows.runners import make_task_runner
 
@@ -67,6 +67,7 @@ def serve_deployment(config_path: str, cron: str, out_root: str, name: str, kind
     from prefect import serve
 
     require_server()
+    ensure_home()
     target = scheduled_generate if kind == "generate" else scheduled_experiment
     deployment = target.to_deployment(
         name=name, cron=cron, tags=["roadsynth", kind],

@@ -5,47 +5,47 @@ from __future__ import annotations
 from pathlib import Path
 
 from roadsynth import experiment as ex
-from roadsynth.config import load_config, save_config
+from roadsynth.config import save_config
 from roadsynth.flows._prefect import NO_CACHE, flow, get_run_logger, task
-from roadsynth.flows.generate import generate_dataset
+from roadsynth.flows.generate import generate_dataset, run_config
 from roadsynth.flows.runners import make_task_runner
 
 
 @task(name="prepare-splits", retries=1, cache_policy=NO_CACHE)
 def prepare_splits(config_path: str, out_dir: str) -> dict[str, str]:
-    paths = ex.prepare_splits(load_config(config_path), Path(out_dir))
+    paths = ex.prepare_splits(run_config(config_path), Path(out_dir))
     return {k: str(v) for k, v in paths.items()}
 
 
 @task(name="prepare-generation", retries=1, cache_policy=NO_CACHE)
 def prepare_generation(config_path: str, out_dir: str, train_path: str) -> dict[str, str]:
-    paths = ex.prepare_generation(load_config(config_path), Path(out_dir), Path(train_path))
+    paths = ex.prepare_generation(run_config(config_path), Path(out_dir), Path(train_path))
     return {k: str(v) for k, v in paths.items()}
 
 
 @task(name="materialize-arms", cache_policy=NO_CACHE)
 def materialize_arms(config_path: str, out_dir: str, train_path: str) -> dict[str, str]:
-    arms = ex.materialize_arms(load_config(config_path), Path(out_dir), Path(train_path))
+    arms = ex.materialize_arms(run_config(config_path), Path(out_dir), Path(train_path))
     return {k: str(v) for k, v in arms.items()}
 
 
 @task(name="train-and-evaluate", cache_policy=NO_CACHE)
 def train_and_evaluate(config_path: str, arm: str, seed: int, train_path: str, val_path: str, test_path: str,
                        run_dir: str, compute: dict[str, int]) -> dict:
-    return ex.run_arm_seed(load_config(config_path), arm, seed, Path(train_path), Path(val_path), Path(test_path),
+    return ex.run_arm_seed(run_config(config_path), arm, seed, Path(train_path), Path(val_path), Path(test_path),
                            Path(run_dir), compute)
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
 def report(config_path: str, out_dir: str, rows: list[dict]) -> dict:
-    return ex.finish_report(load_config(config_path), Path(out_dir), rows)
+    return ex.finish_report(run_config(config_path), Path(out_dir), rows)
 
 
 @flow(name="augmentation-experiment")
 def augmentation_experiment(config_path: str, out_dir: str) -> dict:
     """Real splits -> generated data -> detector per arm x seed (equal compute) -> COCO metrics -> report."""
     log = get_run_logger()
-    cfg = load_config(config_path)
+    cfg = run_config(config_path)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     resolved = out / "config.yaml"

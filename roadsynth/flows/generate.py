@@ -1,5 +1,7 @@
 """Prefect flow for dataset generation: one task per chunk of output images (thin wiring over `roadsynth.generate`).
 
+The flow only maps `Worker.run_chunk` over the chunks still to do; each process builds its worker once.
+
 Resume: a chunk whose file exists and carries the config's digest is finished and is not submitted
 again; a killed run re-run over the same folder produces the same annotations.json as an uninterrupted
 one. At most `orchestration.max_in_flight` chunks are submitted at a time, so a 100k-image run does not
@@ -14,44 +16,52 @@ from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 
-from roadsynth import generate as gen
-from roadsynth.appearance import Appearance
 from roadsynth.config import Config, load_config, save_config
 from roadsynth.flows._prefect import NO_CACHE, embedded_run_settings, flow, get_run_logger, task
 from roadsynth.flows.runners import make_task_runner
+from roadsynth.generate import FrameJob, Worker
+from roadsynth.generate.assemble import assemble
+from roadsynth.generate.plan import chunked, plan_jobs
+from roadsynth.generate.resume import chunk_done, sweep_temp_files
+from roadsynth.generate.sources import load_scene_sources
+
+
+def run_config(config_path: str) -> Config:
+    """A run's config, read once per process (again only if the file changed)."""
+    return _config(config_path, Path(config_path).stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _config(config_path: str, mtime_ns: int) -> Config:
+    return load_config(config_path)
 
 
 @lru_cache(maxsize=2)
-def _scene_sources(config_path: str, digest: str):
-    """The scene index (every frame header, label maps' blob boxes) read once per process and config."""
-    return gen.load_scene_sources(load_config(config_path).generate)
+def scene_sources(config_path: str, digest: str):
+    """The scene index (every frame header, label maps' blob boxes), read once per process: planning and
+    assembling need only this, so the flow's own process never loads an inserter."""
+    return load_scene_sources(run_config(config_path).generate)
 
 
 @lru_cache(maxsize=2)
-def _worker_state(config_path: str, digest: str):
-    """Scene index, cut-out bank, inserter and restylers (e.g. diffusion pipelines), loaded once per worker process."""
-    cfg = load_config(config_path)
-    sources = _scene_sources(config_path, digest)
-    bank = gen.build_bank_for(cfg.generate)
-    appearance = Appearance(cfg.generate, gen.output_categories(cfg.generate, sources))
-    return cfg, sources, bank, gen.make_inserter(cfg.generate, bank), appearance
+def worker(config_path: str, digest: str) -> Worker:
+    """The worker of a task-running process: cut-out bank, inserter and restylers (e.g. diffusion
+    pipelines) loaded once and kept for the process's lifetime."""
+    return Worker(run_config(config_path), sources=scene_sources(config_path, digest))
 
 
 @task(name="generate-chunk", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def generate_chunk(config_path: str, digest: str, out_dir: str, chunk_index: int, jobs: list) -> dict:
     out = Path(out_dir)
-    if gen.chunk_done(out, chunk_index, digest):
+    if chunk_done(out, chunk_index, digest):
         return {"chunk": chunk_index, "skipped": True}
-    cfg, sources, bank, inserter, appearance = _worker_state(config_path, digest)
-    payload = gen.run_chunk(cfg, chunk_index, [gen.FrameJob(**j) for j in jobs], out, bank, sources, inserter,
-                            appearance)
+    payload = worker(config_path, digest).run_chunk(chunk_index, [FrameJob(**j) for j in jobs], out)
     return {"chunk": chunk_index, "images": len(payload["images"]), "failures": len(payload["failures"])}
 
 
 @task(name="assemble-dataset", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def assemble_dataset(config_path: str, out_dir: str, n_chunks: int) -> dict:
-    cfg = load_config(config_path)
-    ds = gen.assemble(cfg, Path(out_dir), n_chunks, _scene_sources(config_path, cfg.digest()))
+def assemble_dataset(config_path: str, digest: str, out_dir: str, n_chunks: int) -> dict:
+    ds = assemble(run_config(config_path), Path(out_dir), n_chunks, scene_sources(config_path, digest))
     failures = json.loads((Path(out_dir) / "manifest.json").read_text())["failures"]
     return {"images": len(ds.images), "annotations": len(ds.annotations), "failures": len(failures)}
 
@@ -74,17 +84,16 @@ def _submit_options(cfg: Config):
 def generate_dataset(config_path: str, out_dir: str) -> dict:
     """Generate `out_dir/annotations.json` + `images/` + `manifest.json` from a roadsynth config."""
     log = get_run_logger()
-    cfg: Config = load_config(config_path)
+    cfg = run_config(config_path)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    if swept := gen.sweep_temp_files(out):
+    if swept := sweep_temp_files(out):
         log.info("removed %d temp files left by an interrupted run", swept)
     resolved = out / "config.yaml"
     save_config(cfg, resolved)
     digest = cfg.digest()
-    sources = _scene_sources(str(resolved), digest)
-    chunks = gen.chunked(gen.plan_jobs(cfg.generate, sources), cfg.generate.chunk_size)
-    todo = [i for i in range(len(chunks)) if not gen.chunk_done(out, i, digest)]
+    chunks = chunked(plan_jobs(cfg.generate, scene_sources(str(resolved), digest)), cfg.generate.chunk_size)
+    todo = [i for i in range(len(chunks)) if not chunk_done(out, i, digest)]
     log.info("%d images in %d chunks (%d already done) -> %s", cfg.generate.n_images, len(chunks),
              len(chunks) - len(todo), out)
     results, pending = [], deque()
@@ -95,7 +104,7 @@ def generate_dataset(config_path: str, out_dir: str) -> dict:
             pending.append(generate_chunk.submit(str(resolved), digest, str(out), i,
                                                  [j.__dict__ for j in chunks[i]]))
         results += [f.result() for f in pending]
-    summary = assemble_dataset(str(resolved), str(out), len(chunks))
+    summary = assemble_dataset(str(resolved), digest, str(out), len(chunks))
     log.info("wrote %s (%d images, %d annotations)", out / "annotations.json", summary["images"], summary["annotations"])
     if summary["failures"]:
         log.warning("%d bad inputs skipped and quarantined in %s (reasons in failures.json)", summary["failures"],
@@ -105,6 +114,6 @@ def generate_dataset(config_path: str, out_dir: str) -> dict:
 
 def run_generate(config_path: str, out_dir: str) -> dict:
     """The flow with the task runner the config asks for."""
-    cfg = load_config(config_path)
+    cfg = run_config(config_path)
     with embedded_run_settings():
         return generate_dataset.with_options(task_runner=make_task_runner(cfg.orchestration))(config_path, out_dir)

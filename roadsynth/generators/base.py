@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -44,11 +44,16 @@ class Rejection:
     scores: dict[str, Any] = field(default_factory=dict)
 
 
+Occluders = Mapping[int, "Box | np.ndarray"]  # annotation id -> box or full-frame bool mask of a nearer object
+
+
 class Inserter(Protocol):
-    def insert(
-        self, image: np.ndarray, placements: Sequence[Placement], rng: np.random.Generator
-    ) -> tuple[np.ndarray, list[Insertion | Rejection]]:
-        """Return the edited HxWx3 uint8 image and one result per placement, in order."""
+    def insert_many(self, images: Sequence[np.ndarray], placements: Sequence[Sequence[Placement]],
+                    rngs: Sequence[np.random.Generator], occluders: Sequence[Occluders],
+                    ) -> list[tuple[np.ndarray, list[Insertion | Rejection]]]:
+        """The frames of a chunk at once (so a diffusion backend can batch across frames): for each frame,
+        the edited HxWx3 uint8 image and one result per placement, in order. Each frame's `rng` alone
+        decides its objects, so results do not depend on how frames are grouped into calls."""
         ...
 
 

@@ -23,10 +23,11 @@ import cv2
 import numpy as np
 
 from roadsynth.datasets.records import Box, Provenance
-from roadsynth.generators.base import Insertion, Rejection
+from roadsynth.generators.base import Insertion, Occluders, Rejection
 from roadsynth.generators.cutouts import CutoutBank
 from roadsynth.generators.masks import ellipse_mask
-from roadsynth.generators.verify import hide_occluded, trim_occluded, verify_object
+from roadsynth.generators.occlusion import draw_far_to_near, hide_occluded
+from roadsynth.generators.verify import verify_object
 from roadsynth.geometry.records import Placement
 
 MaskShape = Literal["box", "ellipse", "cutout"]
@@ -163,26 +164,31 @@ class InpaintInserter:
         self.mask_shape, self.bank, self.feather_px, self.negative = mask_shape, bank, feather_px, negative_prompt
         self.min_visible_px = min_visible_px
 
+    @classmethod
+    def from_config(cls, d, bank: CutoutBank | None) -> "InpaintInserter":
+        """From an `InpaintConfig` (roadsynth.config)."""
+        return cls(d.model, d.prompts, steps=d.steps, guidance_scale=d.guidance_scale, strength=d.strength,
+                   native=d.native, context=d.context, min_window_px=d.min_window_px, batch_size=d.batch_size,
+                   mask_shape=d.mask_shape, bank=bank, feather_px=d.feather_px, negative_prompt=d.negative_prompt,
+                   device=d.device, config=str(d.config) if d.config else None)
+
     # -- Inserter protocol ---------------------------------------------------------------------------
     def insert(self, image: np.ndarray, placements: Sequence[Placement], rng: np.random.Generator, *,
-               occluders: Mapping[int, Box | np.ndarray] | None = None) -> tuple[np.ndarray, list[Insertion | Rejection]]:
-        [(out, results)] = self.insert_many([image], [placements], rng, occluders=[occluders or {}])
+               occluders: Occluders | None = None) -> tuple[np.ndarray, list[Insertion | Rejection]]:
+        [(out, results)] = self.insert_many([image], [placements], [rng], [occluders or {}])
         return out, results
 
     def insert_many(self, images: Sequence[np.ndarray], placements: Sequence[Sequence[Placement]],
-                    rng: np.random.Generator | Sequence[np.random.Generator], *,
-                    occluders: Sequence[Mapping[int, Box | np.ndarray]] | None = None,
+                    rngs: Sequence[np.random.Generator], occluders: Sequence[Occluders] | None = None,
                     ) -> list[tuple[np.ndarray, list[Insertion | Rejection]]]:
         """Several frames at once: crops of all their objects share the pipeline batches.
 
-        `rng` may be one generator per frame, so each frame's objects get the same seeds however frames
-        are grouped into calls (a resumed or re-chunked run reproduces them).
+        Each frame's objects get their seeds from that frame's `rng`, so they come out the same however
+        frames are grouped into calls (a resumed or re-chunked run reproduces them).
         """
-        rngs = [rng] * len(images) if isinstance(rng, np.random.Generator) else list(rng)
-        jobs: list[_Job] = []
+        jobs: dict[tuple[int, int], _Job] = {}
         results: list[list[Insertion | Rejection | None]] = [[None] * len(p) for p in placements]
-        for f, (img, ps) in enumerate(zip(images, placements)):
-            rng = rngs[f]
+        for f, (img, ps, rng) in enumerate(zip(images, placements, rngs)):
             seeds = rng.integers(0, 2**31 - 1, size=len(ps))
             for i, p in enumerate(ps):
                 prompt = self.prompts.get(p.category.lower())
@@ -193,21 +199,13 @@ class InpaintInserter:
                 if job is None:
                     results[f][i] = Rejection(p, "object lies entirely outside the image")
                 else:
-                    jobs.append(job)
-        generated = self._run(images, jobs)
+                    jobs[(f, i)] = job
+        generated = dict(zip(jobs, self._run(images, list(jobs.values()))))
         outs = [img.copy() for img in images]
-        # Far to near, so a nearer object covers a farther one where their masks overlap; the farther
-        # one's mask and box are then trimmed to what stays visible.
         occluders = occluders or [{}] * len(images)
-        drawn: list[list[int]] = [[] for _ in images]
-        for k in sorted(range(len(jobs)), key=lambda k: placements[jobs[k].frame][jobs[k].index].contact[1]):
-            job = jobs[k]
-            p = placements[job.frame][job.index]
-            r = results[job.frame][job.index] = self._paste(outs[job.frame], p, job, generated[k], occluders[job.frame])
-            if isinstance(r, Insertion):
-                drawn[job.frame].append(job.index)
-        for f, order in enumerate(drawn):
-            trim_occluded(results[f], order, self.min_visible_px)
+        for f, ps in enumerate(placements):
+            draw_far_to_near(ps, results[f], lambda i, f=f: self._paste(outs[f], ps[i], jobs[(f, i)], generated[(f, i)],
+                                                                         occluders[f]), self.min_visible_px)
         return [(o, r) for o, r in zip(outs, results)]  # type: ignore[misc]
 
     # -- steps -------------------------------------------------------------------------------------
@@ -273,7 +271,7 @@ class InpaintInserter:
         return out
 
     def _paste(self, out: np.ndarray, p: Placement, job: _Job, gen: np.ndarray,
-               occluders: Mapping[int, Box | np.ndarray]) -> Insertion | Rejection:
+               occluders: Occluders) -> Insertion | Rejection:
         x1, y1, x2, y2 = job.window
         before = out[y1:y2, x1:x2].copy()
         mask = hide_occluded(job.mask.copy(), (x1, y1), occluders)

@@ -8,16 +8,17 @@ influence region (its alpha, feather and shadow) are bit-identical to the input.
 
 from __future__ import annotations
 
-from typing import Literal, Mapping, Sequence
+from typing import Literal, Sequence
 
 import cv2
 import numpy as np
 from scipy import fft
 
 from roadsynth.datasets.records import Box, Provenance
-from roadsynth.generators.base import Insertion, Rejection
+from roadsynth.generators.base import Insertion, Occluders, Rejection
 from roadsynth.generators.cutouts import Cutout, CutoutBank
-from roadsynth.generators.verify import hide_occluded, mask_box, trim_occluded, verify_object
+from roadsynth.generators.occlusion import draw_far_to_near, hide_occluded
+from roadsynth.generators.verify import mask_box, verify_object
 from roadsynth.geometry.records import Placement
 
 
@@ -39,6 +40,11 @@ class PasteInserter:
         self._rgba_cache: dict[str, np.ndarray] = {}
         self._mean_cache: dict[str, np.ndarray] = {}
 
+    @classmethod
+    def from_config(cls, cfg, bank: CutoutBank) -> "PasteInserter":
+        """From an `InsertConfig` (roadsynth.config)."""
+        return cls(bank, blend=cfg.blend, feather_px=cfg.feather_px, harmonize=cfg.harmonize, shadow=cfg.shadow)
+
     def _rgba(self, cut: Cutout) -> np.ndarray:
         # One 4-channel uint8 resize per object instead of two; the bank is small, so cache it.
         rgba = self._rgba_cache.get(cut.id)
@@ -47,30 +53,33 @@ class PasteInserter:
             self._rgba_cache[cut.id] = rgba
         return rgba
 
+    def insert_many(self, images: Sequence[np.ndarray], placements: Sequence[Sequence[Placement]],
+                    rngs: Sequence[np.random.Generator], occluders: Sequence[Occluders],
+                    ) -> list[tuple[np.ndarray, list[Insertion | Rejection]]]:
+        return [self.insert(im, ps, rng, occluders=occ) for im, ps, rng, occ in zip(images, placements, rngs, occluders)]
+
     def insert(self, image: np.ndarray, placements: Sequence[Placement], rng: np.random.Generator, *,
-               occluders: Mapping[int, Box | np.ndarray] | None = None) -> tuple[np.ndarray, list[Insertion | Rejection]]:
-        """`occluders`: annotation id -> full-frame bool mask or box of an existing nearer object."""
+               occluders: Occluders | None = None) -> tuple[np.ndarray, list[Insertion | Rejection]]:
+        """One frame. `occluders`: annotation id -> full-frame bool mask or box of an existing nearer object."""
         out = image.copy()
         results: list[Insertion | Rejection | None] = [None] * len(placements)
         seeds = rng.integers(0, 2**31 - 1, size=len(placements))
-        drawn: list[int] = []  # placement indices of drawn objects, far to near
-        for i in sorted(range(len(placements)), key=lambda k: placements[k].contact[1]):
+
+        def draw(i: int) -> Insertion | Rejection:
             p = placements[i]
             obj_rng = np.random.default_rng(int(seeds[i]))
             # The cut-out chosen when the object was placed (its shape set the box), else one that fits the box.
             cut = self.bank.get(p.params.get("cutout_id", "")) or self.bank.sample(
                 p.category, obj_rng, max_aspect=1.15 * p.box.w / p.box.h)
             if cut is None:
-                results[i] = Rejection(p, f"no cut-out for category `{p.category}` in the bank")
-                continue
-            results[i] = r = self._paste_one(out, p, cut, obj_rng, int(seeds[i]), occluders or {})
-            if isinstance(r, Insertion):
-                drawn.append(i)
-        trim_occluded(results, drawn, self.min_visible_px)
+                return Rejection(p, f"no cut-out for category `{p.category}` in the bank")
+            return self._paste_one(out, p, cut, obj_rng, int(seeds[i]), occluders or {})
+
+        draw_far_to_near(placements, results, draw, self.min_visible_px)
         return out, results  # type: ignore[return-value]
 
     def _paste_one(self, out: np.ndarray, p: Placement, cut: Cutout, rng: np.random.Generator, seed: int,
-                   occluders: Mapping[int, Box | np.ndarray]) -> Insertion | Rejection:
+                   occluders: Occluders) -> Insertion | Rejection:
         H, W = out.shape[:2]
         # Fit inside the placement box, bottom-centred on the contact point: the placement's overlap and
         # occlusion checks were made for that box, so the object must not outgrow it.

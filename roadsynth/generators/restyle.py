@@ -23,7 +23,10 @@ from roadsynth.generators.masks import grabcut_mask
 
 @dataclass(frozen=True)
 class Style:
-    """A restyle target: a prompt (diffusion) or a paint colour (paint), and the category it becomes."""
+    """A restyle target: a prompt (diffusion) or a paint colour (paint), and the category it becomes (also a
+    `restyle.styles` entry of a run config)."""
+
+    __pydantic_config__ = {"extra": "forbid"}  # unknown YAML keys are errors (a plain dict: no pydantic import)
 
     name: str
     prompt: str = ""

@@ -9,13 +9,12 @@ points at a visible object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from roadsynth.datasets.records import Box
-from roadsynth.generators.base import Insertion, Rejection
 
 CHANGE_THRESHOLD = 12  # summed |RGB| difference that counts as "changed" (JPEG-level noise stays below)
 
@@ -31,7 +30,7 @@ class Verdict:
 _SUM_RGB = np.ones((1, 3), np.float32)
 
 
-def _u8(mask: np.ndarray) -> np.ndarray:
+def u8_mask(mask: np.ndarray) -> np.ndarray:
     """A mask as contiguous uint8 (nonzero = inside) for OpenCV, without a copy when it is bool or uint8."""
     if mask.dtype == bool:
         mask = mask.view(np.uint8)
@@ -41,7 +40,7 @@ def _u8(mask: np.ndarray) -> np.ndarray:
 
 
 def mask_box(mask: np.ndarray) -> Box | None:
-    x, y, w, h = cv2.boundingRect(_u8(mask))
+    x, y, w, h = cv2.boundingRect(u8_mask(mask))
     return None if w == 0 else Box(float(x), float(y), float(w), float(h))
 
 
@@ -68,7 +67,7 @@ def verify_object(before: np.ndarray, after: np.ndarray, mask: np.ndarray, claim
                   max_spill: float = 0.2, ring_px: int = 8) -> Verdict:
     """Check one object. All arrays are the same crop (or full frame); `claimed` is in those coordinates."""
     # uint8 masks and OpenCV reductions throughout: this runs once per inserted object, on the hot path.
-    mask = _u8(mask)
+    mask = u8_mask(mask)
     n = cv2.countNonZero(mask)
     absdiff = cv2.absdiff(before, after)  # per channel for the mean change, summed for the threshold
     changed = changed_pixels(before, after, diff=_sum_rgb(absdiff))
@@ -139,50 +138,6 @@ def _fscore(e0: np.ndarray, e1: np.ndarray, tolerance_px: int) -> float:
 def _density_ratio(e0: np.ndarray, e1: np.ndarray) -> float:
     n0, n1 = int(e0.sum()), int(e1.sum())
     return float(n1 / n0) if n0 else (0.0 if n1 == 0 else float("inf"))
-
-
-def hide_occluded(weights: np.ndarray, origin: tuple[int, int], occluders: Mapping[int, Box | np.ndarray]) -> np.ndarray:
-    """Zero `weights` (an object's alpha or bool mask, a crop whose top-left is `origin` in the frame)
-    wherever a nearer existing object is: a box, or a full-frame bool mask. In place; returned for chaining."""
-    x0, y0 = origin
-    h, w = weights.shape
-    for occ in occluders.values():
-        if isinstance(occ, Box):
-            x1, y1 = int(np.floor(occ.x)) - x0, int(np.floor(occ.y)) - y0
-            x2, y2 = int(np.ceil(occ.x2)) - x0, int(np.ceil(occ.y2)) - y0
-            weights[max(y1, 0) : max(min(y2, h), 0), max(x1, 0) : max(min(x2, w), 0)] = 0
-        else:
-            weights[occ[y0 : y0 + h, x0 : x0 + w]] = 0
-    return weights
-
-
-def trim_occluded(results: list, drawn: Sequence[int], min_visible_px: int) -> None:
-    """In place: objects drawn later (nearer) hide parts of earlier (farther) ones.
-
-    `drawn` holds the indices of `results` (Insertions) in drawing order, far to near. Each farther
-    object's mask loses the pixels of every nearer object's mask where their windows overlap; its box
-    is refit, and it becomes a Rejection when fewer than `min_visible_px` pixels stay visible.
-    """
-    for k, i in enumerate(drawn):
-        r = results[i]
-        trimmed = False
-        for j in drawn[k + 1 :]:
-            near = results[j]
-            x1, y1 = max(r.window[0], near.window[0]), max(r.window[1], near.window[1])
-            x2, y2 = min(r.window[2], near.window[2]), min(r.window[3], near.window[3])
-            if x2 > x1 and y2 > y1:
-                (ax, ay), (bx, by) = r.window[:2], near.window[:2]
-                r.mask[y1 - ay : y2 - ay, x1 - ax : x2 - ax] &= ~near.mask[y1 - by : y2 - by, x1 - bx : x2 - bx]
-                trimmed = True
-        if not trimmed:
-            continue
-        local = mask_box(r.mask)
-        if local is None or cv2.countNonZero(_u8(r.mask)) < min_visible_px:
-            results[i] = Rejection(r.placement, "occluded by a nearer inserted object", r.scores)
-        else:
-            box = Box(local.x + r.window[0], local.y + r.window[1], local.w, local.h)
-            results[i] = Insertion(r.placement, box, r.mask, r.window, r.provenance,
-                                   {**r.scores, "occluded_by_new": box != r.box}, r.mask_is_silhouette)
 
 
 def outside_mask_identical(before: np.ndarray, after: np.ndarray, allowed: np.ndarray) -> tuple[bool, int]:

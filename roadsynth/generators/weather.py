@@ -21,8 +21,8 @@ import numpy as np
 
 from roadsynth.datasets.records import Annotation, Box
 from roadsynth.generators.base import Restyled
+from roadsynth.generators.conditions import CONDITIONS
 
-CONDITIONS = ("rain", "fog", "snow", "sun_flare", "shadow", "night", "overcast")
 
 
 def _albumentations():

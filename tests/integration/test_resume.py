@@ -85,22 +85,24 @@ def test_sigkill_then_resume_through_prefect(tmp_path):
 
 
 def test_chunks_of_another_config_are_not_reused(tmp_path):
-    from roadsynth.generate import chunk_done, chunk_path
+    from roadsynth import __version__
+    from roadsynth.generate.resume import CHUNK_FORMAT, chunk_done, chunk_path
 
     p = chunk_path(tmp_path, 0)
     p.parent.mkdir(parents=True)
-    from roadsynth import __version__
-
-    p.write_text(json.dumps({"config_digest": "aaa", "roadsynth_version": __version__, "images": []}))
+    ok = {"format": CHUNK_FORMAT, "config_digest": "aaa", "roadsynth_version": __version__, "images": []}
+    p.write_text(json.dumps(ok))
     assert chunk_done(tmp_path, 0, "aaa") and not chunk_done(tmp_path, 0, "bbb")
-    p.write_text(json.dumps({"config_digest": "aaa", "roadsynth_version": "0.0.0-old", "images": []}))
+    p.write_text(json.dumps({**ok, "roadsynth_version": "0.0.0-old"}))
+    assert not chunk_done(tmp_path, 0, "aaa")
+    p.write_text(json.dumps({**ok, "format": CHUNK_FORMAT - 1}))  # an older chunk layout is regenerated
     assert not chunk_done(tmp_path, 0, "aaa")
     p.write_text("{truncated")
     assert not chunk_done(tmp_path, 0, "aaa")
 
 
 def test_temp_files_of_a_killed_write_are_swept(tmp_path):
-    from roadsynth.generate import sweep_temp_files
+    from roadsynth.generate.resume import sweep_temp_files
 
     (tmp_path / "images").mkdir()
     (tmp_path / "chunks").mkdir()

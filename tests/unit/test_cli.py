@@ -94,7 +94,7 @@ def test_bad_config_exits_2_with_file_named(tmp_path):
 
 def test_coco_scene_source_drops_bad_records_and_reports_them(tmp_path):
     from roadsynth.config import SceneSource
-    from roadsynth.generate import load_scene_source
+    from roadsynth.generate.sources import load_scene_source
 
     coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30},
                        {"id": 2, "file_name": "../escape.jpg", "width": 40, "height": 30}],

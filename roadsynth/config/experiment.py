@@ -1,0 +1,143 @@
+"""The `experiment` section (real data, arms, detector, compute) and the starter detector's config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from roadsynth.config.base import Section
+from roadsynth.generators.conditions import CONDITIONS as WEATHER_CONDITIONS
+
+
+class DatasetSource(Section):
+    """A labelled dataset on disk: a YOLO root (with data.yaml) or a COCO file plus its images folder."""
+
+    format: Literal["yolo", "coco"]
+    path: Path  # YOLO dataset root, or COCO annotations json
+    images_root: Path | None = None  # coco only
+
+    @model_validator(mode="after")
+    def _check_source(self) -> "DatasetSource":
+        if self.format == "coco" and self.images_root is None:
+            raise ValueError(f"`images_root` is required for format coco ({self.path})")
+        return self
+
+
+class RealDataConfig(DatasetSource):
+    """The real data of an experiment: this dataset is the training pool.
+
+    With a fixed `test` set (your frozen evaluation set, any supported format) only the pool is split
+    (into train and val, or train alone when `val` is given too) and thinned; without one, the pool is
+    split into train / val / test by scene. Class names are matched across sets by (case-insensitive) name.
+    """
+
+    test: DatasetSource | None = None
+    val: DatasetSource | None = None
+    test_fraction: float = Field(0.3, gt=0, lt=1)
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    split_seed: int = 0
+    long_tail: dict[str, int] = Field({}, description="category -> number of TRAIN images kept that contain it")
+
+    @model_validator(mode="after")
+    def _check_sets(self) -> "RealDataConfig":
+        if self.val is not None and self.test is None:
+            raise ValueError("`real.val` needs `real.test` too (a fixed val set next to a split-off test set "
+                             "would let the split decide what the fixed set was meant to hold out)")
+        if any(k < 1 for k in self.long_tail.values()):
+            raise ValueError(f"`long_tail` counts must be >= 1, but got {self.long_tail}")
+        return self
+
+
+class DetectorConfig(Section):
+    """The detector an experiment trains per arm and seed (and the starter is trained with).
+
+    `model` is the architecture (a model yaml: random init); `weights` a local weights file to fine-tune
+    from (the bundled starter or your own). Class heads are matched by name, so a starter that knows
+    Car and Bus keeps them and learns the classes it lacks from scratch.
+    """
+
+    kind: Literal["yolo"] = "yolo"
+    model: str = "yolo11n.yaml"
+    weights: Path | None = None
+    imgsz: int = Field(256, ge=32, multiple_of=32)
+    epochs: int = Field(5, ge=1)
+    batch: int = Field(16, ge=1)
+    workers: int = Field(0, ge=0)
+    device: str = "cpu"
+    val: bool = Field(False, description="validate every epoch and keep the best epoch (slower on CPU); "
+                                         "off: the last epoch's weights")
+    train_args: dict[str, str | int | float | bool] = Field(
+        {}, description="further Ultralytics train arguments (lr0, mosaic, ...), passed last")
+
+
+class StarterConfig(Section):
+    """A starter detector that roadsynth trains itself: it knows common road classes, not the long tail.
+
+    Images holding any `exclude_categories` box are dropped, and so is every file named in
+    `exclude_images` (file name -> why: images reviewed by eye that show a long-tail object without a box).
+    Only `classes` are kept; the rest of each image's boxes are dropped with their category.
+    """
+
+    name: str = "starter"
+    sources: list[DatasetSource] = Field(..., min_length=1)
+    classes: list[str] = Field(..., min_length=1)
+    exclude_categories: list[str] = []
+    exclude_images: dict[str, str] = Field({}, description="image file name -> reason it is left out")
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    split_seed: int = 0
+    seed: int = 0
+    detector: DetectorConfig
+
+
+ARMS = ("real", "real+generated", "real+random", "real-more-epochs", "generated-only")
+
+
+class ExperimentConfig(Section):
+    """Real vs real+generated, scored on a real test split; see roadsynth/experiment.py for the protocol.
+
+    Arms: `real`; `real+generated` (objects placed by the scene geometry); `real+random` (the same
+    cut-outs, numbers per class and blending at uniformly random positions and scales: the placement
+    ablation); `real-more-epochs` (real data trained for as many steps as the largest arm: with
+    `compute: equal-epochs` it separates a gain from data from a gain from training longer);
+    `generated-only`.
+    """
+
+    real: RealDataConfig
+    cutouts_from_real: dict[str, str] = Field(
+        {}, description="real category -> roadsynth category: cut-outs of the long-tail class from the kept train images"
+    )
+    arms: list[Literal[ARMS]] = ["real", "real+generated"]
+    target_classes: list[str] | None = Field(
+        None, description="classes the verdict is about (default: the `real.long_tail` keys)")
+    seeds: list[int] = [0, 1, 2]
+    detector: DetectorConfig = DetectorConfig()
+    compute: Literal["equal-steps", "equal-epochs"] = Field(
+        "equal-steps", description="equal-steps: every arm trains as many optimiser steps as the largest arm does "
+                                   "in `detector.epochs` epochs; equal-epochs: every arm trains `detector.epochs`")
+    reuse_dir: Path | None = Field(
+        None, description="finished arm x seed trainings, keyed by content, reused across experiments "
+                          "(default ~/.cache/roadsynth/trained; set `reuse: false` to always retrain)")
+    reuse: bool = True
+    slice_by: list[str] = Field([], description="test-image attributes to report metrics per value of (e.g. condition)")
+    test_conditions: list[str] = Field([], description="add a weathered copy of every test image per condition "
+                                                       "(robustness slices; `condition` is then reported)")
+    test_severity: int = Field(2, ge=1, le=3)
+    eval_backend: Literal["faster", "pycocotools"] = "faster"
+    bootstrap: int = Field(500, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExperimentConfig":
+        unknown = sorted(set(self.test_conditions) - set(WEATHER_CONDITIONS))
+        if unknown:
+            raise ValueError(f"`test_conditions` must be among {', '.join(WEATHER_CONDITIONS)}, but got {unknown}")
+        if len(set(self.arms)) != len(self.arms) or "real" not in self.arms:
+            raise ValueError(f"`arms` must list each arm once and include `real` (the baseline), but got {self.arms}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise ValueError(f"`seeds` must be distinct non-negative integers, but got {self.seeds}")
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.target_classes) if self.target_classes is not None else list(self.real.long_tail)

@@ -1,0 +1,126 @@
+"""Planning: which background frame and seed each output image gets, and where its objects go.
+
+Every output image `i` is fully determined by the config and `i` (its background frame, its seed),
+never by chunking or by which worker runs it, so a resumed or scaled-out run writes the same dataset
+as a single uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from roadsynth.config import GenerateConfig, SceneSource
+from roadsynth.datasets.io import load_image
+from roadsynth.datasets.records import Annotation, Box, Dataset, ImageRecord
+from roadsynth.datasets.sampling import select_images
+from roadsynth.generate.sources import Sources
+from roadsynth.generators.cutouts import CutoutBank
+from roadsynth.geometry.camera import GroundModel
+from roadsynth.geometry.fit import FitResult
+from roadsynth.geometry.placement import ObjectRequest
+from roadsynth.geometry.records import Placement
+from roadsynth.geometry.regions import GroundRegion
+from roadsynth.scenes import SceneFrame, fit_source_camera, ground_model, ground_region, place_for_frame
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    index: int  # output image index, 0-based; output image id = index + 1
+    scene_source: int  # index into cfg.scenes
+    frame_id: int  # image id inside that source's dataset
+    seed: int
+
+
+def plan_jobs(cfg: GenerateConfig, sources: Sources) -> list[FrameJob]:
+    """Background frame and seed of every output image; round-robin over sources, shuffled frames."""
+    rng = np.random.default_rng(cfg.seed)
+    orders = [rng.permutation([im.id for im in select_images(ds, src.filter)]).tolist()
+              for src, (ds, _) in zip(cfg.scenes, sources)]
+    if not any(orders):
+        raise ValueError(f"no background frames pass the filters of any scene source ({[s.name for s in cfg.scenes]})")
+    seeds = np.random.SeedSequence(cfg.seed).generate_state(cfg.n_images, dtype=np.uint32)
+    usable = [i for i, o in enumerate(orders) if o]
+    jobs = []
+    for k in range(cfg.n_images):
+        s = usable[k % len(usable)]
+        order = orders[s]
+        jobs.append(FrameJob(k, s, int(order[(k // len(usable)) % len(order)]), int(seeds[k])))
+    return jobs
+
+
+def chunked(jobs: list[FrameJob], size: int) -> list[list[FrameJob]]:
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """Everything placement needs for one background frame."""
+
+    src: SceneSource
+    ds: Dataset
+    root: object  # the source's images folder (Path)
+    rec: ImageRecord
+    existing: list[Annotation]
+    rgb: np.ndarray = field(repr=False)
+    frame: SceneFrame
+    camera: GroundModel
+    region: GroundRegion
+
+
+@dataclass
+class FramePlan:
+    """A frame ready for insertion; `rgb` and `existing` change as the appearance steps run."""
+
+    job: FrameJob
+    geometry: FrameGeometry
+    existing: list[Annotation]
+    rgb: np.ndarray = field(repr=False)
+    placements: list[Placement]
+    unplaced: list[tuple[str, str]]
+    occluders: dict[int, Box]
+    rng: np.random.Generator
+    restyle: dict | None = None  # vehicle restyle record (edits, refusals) when that step ran
+
+
+def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: dict[int, FitResult | None]
+                   ) -> FrameGeometry:
+    """The job's background frame with its ground model and drivable region; `fits` caches per-source fits."""
+    src = cfg.scenes[job.scene_source]
+    ds, root = sources[job.scene_source]
+    rec = next(im for im in ds.images if im.id == job.frame_id)
+    existing = [a for a in ds.annotations if a.image_id == rec.id]
+    names = {c.id: c.name for c in ds.categories}
+    rgb = load_image(root / rec.file_name)
+    h, w = rgb.shape[:2]
+    if job.scene_source not in fits:
+        fits[job.scene_source] = fit_source_camera(ds, src.camera)
+    frame = SceneFrame(rec, w, h, [(a.id, a.bbox) for a in existing], [(names[a.category_id], a.bbox) for a in existing])
+    camera = ground_model(src.camera, w, h, fits[job.scene_source])
+    return FrameGeometry(src, ds, root, rec, existing, rgb, frame, camera, ground_region(frame, src, camera, rgb))
+
+
+def object_requests(cfg: GenerateConfig, bank: CutoutBank, rng: np.random.Generator) -> list[ObjectRequest]:
+    """What to insert: categories by weight, each with its cut-out chosen now so placement knows its shape."""
+    lo, hi = cfg.insert.objects_per_image
+    names = list(cfg.insert.categories)
+    weights = np.array([cfg.insert.categories[c] for c in names], dtype=float)
+    out = []
+    for i in rng.choice(len(names), size=int(rng.integers(lo, hi + 1)), p=weights / weights.sum()):
+        cut = bank.sample(names[i], rng)
+        out.append(ObjectRequest(names[i], cut.aspect if cut else None, {"cutout_id": cut.id} if cut else {}))
+    return out
+
+
+def plan_frame(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: dict, bank: CutoutBank) -> FramePlan:
+    geo = frame_geometry(cfg, job, sources, fits)
+    rng = np.random.default_rng(job.seed)
+    if cfg.insert is None:
+        placements, unplaced = [], []
+    else:
+        placements, unplaced, _ = place_for_frame(geo.frame, geo.camera, geo.region, object_requests(cfg, bank, rng),
+                                                  rng, cfg.placement)
+    boxes = dict(geo.frame.boxes)
+    occluders = {i: boxes[i] for p in placements for i in p.occluders}
+    return FramePlan(job, geo, list(geo.existing), geo.rgb, placements, unplaced, occluders, rng)

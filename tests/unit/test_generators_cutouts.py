@@ -1,0 +1,22 @@
+"""Cut-out banks from the bundled sources: MSRC, Weizmann, YOLO boxes through GrabCut; save and load."""
+
+import numpy as np
+
+from roadsynth.generators.cutouts import CutoutBank, build_bank
+from tests.conftest import DATA
+
+
+def test_banks_from_bundled_sources(bank, tmp_path):
+    counts = bank.counts()
+    assert counts["cow"] >= 20 and counts["sheep"] >= 10 and counts["dog"] >= 10 and counts["horse"] >= 20
+    for c in bank.cutouts[:20]:
+        assert c.rgb.shape[:2] == c.alpha.shape and c.alpha.max() == 1.0
+        assert c.alpha[0].any() and c.alpha[:, 0].any()  # tight crop: the mask touches the crop's edges
+    deer = build_bank([{"kind": "yolo", "path": DATA / "deer", "class_map": {"deer": "deer"}}])
+    assert len(deer) >= 14 and set(deer.categories) == {"deer"}
+    assert {c.mask_method for c in deer.cutouts} == {"grabcut"}  # degenerate GrabCut masks are not pasted
+    bank.save(tmp_path / "bank")
+    back = CutoutBank.load(tmp_path / "bank")
+    assert back.counts() == counts
+    assert np.array_equal(back.cutouts[3].rgb, bank.cutouts[3].rgb)
+    assert np.abs(back.cutouts[3].alpha - bank.cutouts[3].alpha).max() <= 1 / 255
