@@ -186,12 +186,26 @@ def materialize_arms(cfg: Config, out_dir: Path, train_path: Path) -> dict[str, 
         parts = [] if arm == "generated-only" else [("real", train)]
         if arm in GENERATED:
             gen_dir = out_dir / GENERATED[arm]
-            parts.append(("generated", DatasetSplit(read_coco(gen_dir / "annotations.json"), gen_dir / "images")))
+            generated = read_coco(gen_dir / "annotations.json")
+            check_labels_complete(generated, gen_dir, cfg.experiment.unlabelled_frames)
+            parts.append(("generated", DatasetSplit(generated, gen_dir / "images")))
         arm_dir = out_dir / "arms" / arm_dirname(arm)
         merged = link_merged(parts, arm_dir / "images")
         merged = replace(merged, dataset=merged.dataset.with_(info={**dict(merged.dataset.info), "arm": arm}))
         out[arm] = write_split(merged, arm_dir / "annotations.json")
     return out
+
+
+def check_labels_complete(ds: Dataset, folder: Path, policy: str) -> int:
+    """The number of images whose background objects are not all labelled; raises under `refuse`."""
+    n = sum(im.attributes.get("labels_complete") is False for im in ds.images)
+    if n and policy == "refuse":
+        raise ValueError(
+            f"{folder}: {n} of {len(ds.images)} generated images come from frames whose existing objects are not "
+            "labelled (labels_complete: false); a detector would learn those objects as background. Give the scene "
+            "source `pseudo_labels` (detector weights you have), set its `labels_complete: true` if it really is "
+            "labelled, or set `experiment.unlabelled_frames: warn` to train anyway")
+    return n
 
 
 def arm_dirname(arm: str, seed: int | None = None) -> str:
@@ -309,6 +323,8 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
         "target classes": e.targets or "none (overall mAP only)",
         "generated images / objects": "; ".join(
             f"{k}: {m.get('images', 0)} / {m.get('generated_per_category', {})}" for k, m in manifests.items()) or "none",
+        "generated images without complete labels": "; ".join(
+            f"{k}: {m.get('images_without_complete_labels', 0)}" for k, m in manifests.items()) or "none",
         "detector": f"{d.model}, imgsz {d.imgsz}, batch {d.batch}, device {d.device}, compute {e.compute}",
         "seeds": e.seeds,
         "bootstrap": f"{e.bootstrap} paired resamples of the {len(test.dataset.images)} test images",

@@ -16,7 +16,7 @@ import numpy as np
 from roadsynth.config import CameraConfig, SceneSource
 from roadsynth.datasets.label_maps import read_label_map, road_mask
 from roadsynth.datasets.records import Box, Dataset, ImageRecord
-from roadsynth.geometry import regions
+from roadsynth.geometry import ego, regions
 from roadsynth.geometry.camera import GroundCamera, GroundModel, LinearHorizon
 from roadsynth.geometry.fit import FitResult, fit_linear_horizon
 from roadsynth.geometry.placement import ObjectRequest, PlacementConfig, place_objects, place_random
@@ -58,24 +58,57 @@ def fit_source_camera(ds: Dataset, cam: CameraConfig) -> FitResult | None:
     return fit_linear_horizon(boxes, h, image_width=w)
 
 
-def ground_region(frame: SceneFrame, src: SceneSource, camera: GroundModel, rgb: np.ndarray) -> regions.GroundRegion:
+def ego_mask(src: SceneSource, record: ImageRecord, width: int, height: int) -> ego.EgoMask:
+    """The ego vehicle of one frame from its source's `ego` config (none when not configured)."""
+    e = src.ego
+    if e is None:
+        return ego.none(width, height)
+    if e.polygon is not None:
+        return ego.from_polygon(e.polygon, width, height)
+    if e.bottom_frac is not None:
+        return ego.bottom_band(e.bottom_frac, width, height)
+    root = Path(e.masks).resolve()
+    path = (root / record.file_name).with_suffix(".png").resolve()
+    if not path.is_relative_to(root):  # a file name with ../ must not pick a file outside the masks folder
+        raise ValueError(f"frame {record.file_name!r}: its ego mask would lie outside {root}")
+    if not path.is_file():
+        return ego.none(width, height, f"no mask file {path.name} in {root}")
+    return ego.from_image(path, width, height)
+
+
+def ground_region(frame: SceneFrame, src: SceneSource, camera: GroundModel, rgb: np.ndarray,
+                  ego_vehicle: ego.EgoMask | None = None) -> regions.GroundRegion:
+    """Where objects may stand in this frame, never on the ego vehicle. RegionError when the estimate
+    fails and the source does not ask for the explicit `lower-image` fallback."""
+    off_ego = None if ego_vehicle is None or not ego_vehicle.any else ego_vehicle.mask
+
+    def minus_ego(r: regions.GroundRegion) -> regions.GroundRegion:
+        return r if off_ego is None else regions.GroundRegion(r.mask & ~off_ego, r.source)
+
     lm = frame.record.attributes.get("label_map")
     if lm:
-        return regions.from_mask(road_mask(read_label_map(Path(lm)), src.road_values), "annotation")
+        return minus_ego(regions.from_mask(road_mask(read_label_map(Path(lm)), src.road_values), "annotation"))
     if src.camera.ground_polygon:
-        return regions.from_polygon(src.camera.ground_polygon, frame.width, frame.height)
-    est = regions.estimate(rgb, camera.horizon_row)
-    return est if est.area_fraction() > 0.01 else regions.lower_image(frame.width, frame.height, camera.horizon_row)
+        return minus_ego(regions.from_polygon(src.camera.ground_polygon, frame.width, frame.height))
+    try:
+        return regions.estimate(rgb, camera.horizon_row, ego=off_ego)
+    except regions.RegionError as e:
+        if src.region_failure != "lower-image":
+            raise
+        return regions.lower_image(frame.width, frame.height, camera.horizon_row, off_ego, reason=str(e))
 
 
 def place_for_frame(frame: SceneFrame, camera: GroundModel, region: regions.GroundRegion,
                     requests: Sequence[ObjectRequest], rng: np.random.Generator, cfg: PlacementConfig,
+                    ego_vehicle: ego.EgoMask | None = None,
                     ) -> tuple[list[Placement], list[tuple[str, str]], regions.GroundRegion | None]:
     priors = priors_from_config(cfg.priors)
     if cfg.mode == "random":
         placed, unplaced = place_random((frame.width, frame.height), frame.boxes, requests, rng, cfg, priors=priors)
         return placed, unplaced, None
     side = regions.roadside(region, camera.horizon_row, cfg.roadside_band_px) if cfg.roadside_prob > 0 else None
+    if side is not None and ego_vehicle is not None and ego_vehicle.any:  # the verge band, not the bonnet
+        side = regions.GroundRegion(side.mask & ~ego_vehicle.mask, side.source)
     placed, unplaced = place_objects((frame.width, frame.height), camera, region, frame.boxes, requests, rng, cfg,
                                      roadside=side, priors=priors)
     return placed, unplaced, side

@@ -29,9 +29,11 @@ from roadsynth.config.generate import (  # noqa: F401
     CutoutSource,
     DetectorCheckConfig,
     DiffusionWeatherConfig,
+    EgoConfig,
     GenerateConfig,
     InpaintConfig,
     InsertConfig,
+    PseudoLabelConfig,
     SceneSource,
     VehicleRestyleConfig,
     WeatherConfig,
@@ -71,7 +73,8 @@ _PATH_KEYS = {"path", "images_root", "label_maps", "images_dir"}
 _MODEL_PATH_KEYS = {"model", "config", "controlnet", "weights"}
 _MODEL_SECTIONS = {"inpaint", "restyle", "diffusion", "detector_check"}
 # The detector's `model` is an architecture name (yolo11n.yaml), its `weights` a file.
-_SECTION_PATH_KEYS = {"detector": {"weights"}, "experiment": {"reuse_dir"}}
+_SECTION_PATH_KEYS = {"detector": {"weights"}, "experiment": {"reuse_dir"}, "ego": {"masks"},
+                      "pseudo_labels": {"weights"}}
 
 
 def _resolve_paths(node: object, base: Path, parent: str = "") -> object:

@@ -120,6 +120,10 @@ class ExperimentConfig(Section):
         None, description="finished arm x seed trainings, keyed by content, reused across experiments "
                           "(default ~/.cache/roadsynth/trained; set `reuse: false` to always retrain)")
     reuse: bool = True
+    unlabelled_frames: Literal["refuse", "warn"] = Field(
+        "refuse", description="generated images whose background's existing objects are not all labelled "
+                              "(`labels_complete: false`) teach a detector that those objects are background: "
+                              "refuse to train on them, or train and say so in the report")
     slice_by: list[str] = Field([], description="test-image attributes to report metrics per value of (e.g. condition)")
     test_conditions: list[str] = Field([], description="add a weathered copy of every test image per condition "
                                                        "(robustness slices; `condition` is then reported)")

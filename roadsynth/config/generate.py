@@ -10,6 +10,8 @@ from pydantic import Field, field_validator, model_validator
 from roadsynth.config.base import Section
 from roadsynth.datasets.sampling import SceneFilter
 from roadsynth.generators.conditions import CONDITIONS as WEATHER_CONDITIONS
+from roadsynth.generators.harmonize import MatchConfig
+from roadsynth.generators.realism import RealismLimits
 from roadsynth.generators.restyle import Style
 from roadsynth.geometry.placement import PlacementConfig
 
@@ -65,6 +67,39 @@ class CameraConfig(Section):
         return self
 
 
+class EgoConfig(Section):
+    """The ego vehicle in view (bonnet, dashboard): nothing is placed or drawn on it. Give one of:
+    `polygon` (pixels, for a source from one camera), `bottom_frac` (the bottom fraction of every frame)
+    or `masks` (a folder with one mask image per frame at the frame's relative path with a .png suffix,
+    nonzero = ego; a frame without one has no ego vehicle in view, and its record says so)."""
+
+    polygon: list[tuple[float, float]] | None = None
+    bottom_frac: float | None = Field(None, gt=0, lt=1)
+    masks: Path | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "EgoConfig":
+        given = [k for k in ("polygon", "bottom_frac", "masks") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"`ego` needs exactly one of polygon, bottom_frac, masks, but got {given or 'none'}")
+        if self.polygon is not None and len(self.polygon) < 3:
+            raise ValueError(f"`ego.polygon` needs at least 3 points, but got {len(self.polygon)}")
+        return self
+
+
+class PseudoLabelConfig(Section):
+    """Find the existing objects of unlabelled frames with detector weights you have (any Ultralytics
+    weights file; the bundled starter knows Bus, Car, Motorcycle, Truck). Found objects are never covered
+    by inserted ones and are written as labels marked `pseudo-label` in their provenance (with the score)."""
+
+    weights: Path
+    classes: dict[str, str] = Field(..., min_length=1, description="detector class -> output category; "
+                                                                   "detections of other classes are ignored")
+    min_score: float = Field(0.35, ge=0, le=1)
+    imgsz: int = Field(640, ge=32, multiple_of=32)
+    device: str = "cpu"
+
+
 class SceneSource(Section):
     """Where background road frames come from.
 
@@ -83,6 +118,24 @@ class SceneSource(Section):
     scene_regex: str | None = Field(None, description="regex; group 1 of a match on the file name = scene id")
     camera: CameraConfig = CameraConfig(horizon_frac=0.45)
     filter: SceneFilter = SceneFilter()
+    ego: EgoConfig | None = Field(None, description="the ego vehicle in view (dashcam bonnet, dashboard)")
+    pseudo_labels: PseudoLabelConfig | None = Field(None, description="a detector for frames without labels")
+    labels_complete: bool | None = Field(
+        None, description="are the source's existing objects all labelled? Default: yes for coco/yolo, and for "
+                          "label maps with `object_values`; no for plain folders (the output records it per image)")
+    region_failure: Literal["skip", "fail", "lower-image"] = Field(
+        "skip", description="when a frame's drivable region cannot be found or is implausible: skip the frame "
+                            "(listed in the manifest with the reason), fail the run, or use the image below the "
+                            "horizon minus the ego vehicle (recorded as such on every placement)")
+
+    @property
+    def labels_known(self) -> bool:
+        """Whether every existing object of the source's frames has a label (from the source or a detector)."""
+        if self.labels_complete is not None:
+            return self.labels_complete
+        if self.pseudo_labels is not None:
+            return True
+        return self.format in ("coco", "yolo") or (self.format == "label_maps" and bool(self.object_values))
 
 
 class CutoutSource(Section):
@@ -135,7 +188,11 @@ class InsertConfig(Section):
     objects_per_image: tuple[int, int] = (1, 2)
     blend: Literal["feather", "poisson", "none"] = "feather"
     feather_px: float = 2.0
-    harmonize: bool = True
+    match: MatchConfig | None = Field(MatchConfig(), description="appearance matching of pasted objects to the "
+                                                                 "scene (tone, colour, sharpness, noise, JPEG, "
+                                                                 "alpha); null pastes them as cut")
+    realism_limits: RealismLimits | None = Field(None, description="reject objects whose realism scores stay out "
+                                                                   "of these bounds after matching")
     shadow: bool = True
 
     @model_validator(mode="after")

@@ -128,7 +128,12 @@ class Annotation:
 
     @property
     def generated(self) -> bool:
-        return self.provenance is not None
+        """Made or changed by roadsynth (inserted, restyled); a detector's pseudo-label only found an
+        existing object, so it is not."""
+        return self.provenance is not None and self.provenance.method != PSEUDO_LABEL
+
+
+PSEUDO_LABEL = "pseudo-label"  # provenance method of labels a detector found in an unlabelled frame
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from typing import Sequence
 from roadsynth.config import Config
 from roadsynth.datasets.coco import annotation_from_dict, image_from_dict, write_coco
 from roadsynth.datasets.io import IMAGE_SUFFIXES, atomic_write_bytes, atomic_write_json
-from roadsynth.datasets.records import Category, Dataset
+from roadsynth.datasets.records import PSEUDO_LABEL, Annotation, Category, Dataset, ImageRecord
 from roadsynth.generate.resume import chunk_path
 from roadsynth.generate.sources import Sources, output_categories
+from roadsynth.generators.realism import summarize
 
 QUARANTINE_MAX_BYTES = 64 * 2**20
 
@@ -39,7 +40,7 @@ def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: Sources, chunks
         "description": f"roadsynth generated dataset `{cfg.name}`", "config_digest": cfg.digest(),
     })
     write_coco(ds, out_dir / "annotations.json")
-    generated = [a for a in anns if a.provenance is not None and a.provenance.method != "restyle"]  # inserted
+    generated = [a for a in anns if a.generated and a.provenance.method != "restyle"]  # inserted
     for src, (sds, _) in zip(g.scenes, sources):  # frames that could not even be indexed
         failures += [{"index": None, "source": src.name, "file": pr["file"], "error": pr["error"]}
                      for pr in sds.info.get("problems", []) if isinstance(pr, dict)]
@@ -53,10 +54,25 @@ def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: Sources, chunks
         "restyle_refused": sum(len(im.attributes.get("restyle", {}).get("rejected", [])) for im in images),
         "conditions": dict(sorted(Counter(str(im.attributes["condition"]) for im in images
                                           if "condition" in im.attributes).items())),
+        "pseudo_labels": sum(a.provenance is not None and a.provenance.method == PSEUDO_LABEL for a in anns),
+        "images_without_complete_labels": sum(im.attributes.get("labels_complete") is False for im in images),
+        "ego_sources": dict(sorted(Counter(str(im.attributes.get("ego", {}).get("source", "none"))
+                                           for im in images).items())),
+        "region_sources": dict(sorted(Counter(str(im.attributes.get("region_source")) for im in images).items())),
+        "realism": realism_audit(images, generated),
         "failures": failures, "chunks": n_chunks,
     }
     atomic_write_json(out_dir / "manifest.json", manifest, indent=2)
     return ds
+
+
+def realism_audit(images: Sequence[ImageRecord], inserted: Sequence[Annotation]) -> dict:
+    """Realism scores of inserted objects against the real labelled objects of the same frames (medians,
+    overall and in dark frames; see generators/realism.py)."""
+    dark = {im.id: bool(im.attributes.get("dark")) for im in images}
+    ins = [{**a.provenance.params.get("verifier", {}), "dark": dark.get(a.image_id)} for a in inserted]
+    real = [{**r, "dark": dark[im.id]} for im in images for r in im.attributes.get("realism_real", [])]
+    return summarize(ins, real)
 
 
 def quarantine(out_dir: Path, failures: list[dict]) -> list[dict]:

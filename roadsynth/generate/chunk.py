@@ -24,10 +24,18 @@ from roadsynth.datasets.io import atomic_write_json, jsonable, save_image_atomic
 from roadsynth.datasets.records import Annotation, ImageRecord, Provenance
 from roadsynth.generate.plan import FrameJob, FramePlan, plan_frame
 from roadsynth.generate.resume import CHUNK_FORMAT, chunk_path
-from roadsynth.generate.sources import Sources, build_bank_for, load_scene_sources, output_categories
+from roadsynth.generate.sources import (
+    PseudoLabeller,
+    Sources,
+    build_bank_for,
+    load_scene_sources,
+    output_categories,
+)
 from roadsynth.generators import make_inserter
 from roadsynth.generators.base import Insertion
 from roadsynth.generators.cutouts import CutoutBank
+from roadsynth.generators.realism import frame_is_dark, object_scores
+from roadsynth.geometry.regions import RegionError
 
 
 class Worker:
@@ -47,6 +55,7 @@ class Worker:
             inserter = make_inserter(g.insert, self.bank)
         self.inserter = inserter
         self.appearance = Appearance(g, self.categories)
+        self.labeller = PseudoLabeller(g)
         self.fits: dict = {}  # per scene source: its fitted ground model (one per camera, not per frame)
         self._check = None
         # Task-runner threads share a worker; an Ultralytics model must not predict from two at once.
@@ -76,13 +85,19 @@ class Worker:
         for job in jobs:
             try:
                 plans.append(self._plan(job))
+            except RegionError as e:
+                if g.scenes[job.scene_source].region_failure == "fail":
+                    raise RegionError(f"{self._failure(job, e)['file']}: {e} (the scene source's "
+                                      "`region_failure: fail` stops the run)") from None
+                failures.append(self._failure(job, e))
             except Exception as e:  # noqa: BLE001 - a bad frame is reported, the run goes on
                 failures.append(self._failure(job, e))
         if self.inserter is None:
             inserted = [(p.rgb, []) for p in plans]
         else:
             inserted = self.inserter.insert_many([p.rgb for p in plans], [p.placements for p in plans],
-                                                 [p.rng for p in plans], [p.occluders for p in plans])
+                                                 [p.rng for p in plans], [p.occluders for p in plans],
+                                                 [p.geometry.jpeg_quality for p in plans])
         if g.insert is not None and g.insert.detector_check is not None and inserted:
             with self._check_lock:
                 scored = self.detector_check().score([rgb for rgb, _ in inserted], [rs for _, rs in inserted])
@@ -105,7 +120,7 @@ class Worker:
         return payload
 
     def _plan(self, job: FrameJob) -> FramePlan:
-        plan = plan_frame(self.cfg.generate, job, self.sources, self.fits, self.bank)
+        plan = plan_frame(self.cfg.generate, job, self.sources, self.fits, self.bank, self.labeller)
         names = {c.id: c.name for c in plan.geometry.ds.categories}
         plan.existing = [replace(a, category_id=self.cat_index[names[a.category_id].lower()]) for a in plan.existing]
         plan.rgb, plan.existing, plan.restyle = self.appearance.restyle_vehicles(plan.rgb, plan.existing, job.seed)
@@ -122,6 +137,9 @@ class Worker:
                 ) -> tuple[ImageRecord, list[Annotation]]:
         """Weather, the image file and the frame's records (annotation ids are assigned by the caller)."""
         g = self.cfg.generate
+        # The realism audit's reference: the real objects of the same frame, scored like inserted ones.
+        real = [{"category_id": a.category_id, **object_scores(plan.rgb, a.bbox)} for a in plan.existing]
+        dark = frame_is_dark(plan.rgb)
         out_rgb, existing, tags = self.appearance.apply_weather(out_rgb, plan.existing, plan.job.seed)
         image_id = plan.job.index + 1
         file_name = f"{image_id:06d}.jpg"
@@ -149,5 +167,9 @@ class Worker:
         attrs = {"scene": geo.rec.scene, "source": geo.src.name, "background": geo.rec.file_name,
                  "background_path": str((Path(geo.root) / geo.rec.file_name).resolve()), "seed": plan.job.seed,
                  "generated": True, "camera": geo.camera.describe(), "region_source": geo.region.source,
-                 "rejected": rejected, **tags, **({"restyle": plan.restyle} if plan.restyle else {})}
+                 "ego": geo.ego.describe(), "labels_complete": geo.src.labels_known,
+                 "labels_from": "pseudo-label" if geo.src.pseudo_labels else ("source" if geo.src.labels_known
+                                                                            else "none"),
+                 "rejected": rejected, "dark": dark, "realism_real": real,
+                 **tags, **({"restyle": plan.restyle} if plan.restyle else {})}
         return ImageRecord(image_id, file_name, w, h, attrs), anns

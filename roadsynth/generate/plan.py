@@ -8,21 +8,24 @@ as a single uninterrupted one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from roadsynth.config import GenerateConfig, SceneSource
 from roadsynth.datasets.io import load_image
-from roadsynth.datasets.records import Annotation, Box, Dataset, ImageRecord
+from roadsynth.datasets.records import PSEUDO_LABEL, Annotation, Box, Dataset, ImageRecord, Provenance
 from roadsynth.datasets.sampling import select_images
 from roadsynth.generate.sources import Sources
 from roadsynth.generators.cutouts import CutoutBank
+from roadsynth.generators.harmonize import jpeg_quality
 from roadsynth.geometry.camera import GroundModel
 from roadsynth.geometry.fit import FitResult
 from roadsynth.geometry.placement import ObjectRequest
 from roadsynth.geometry.records import Placement
 from roadsynth.geometry.regions import GroundRegion
-from roadsynth.scenes import SceneFrame, fit_source_camera, ground_model, ground_region, place_for_frame
+from roadsynth.geometry.ego import EGO_KEY, EgoMask
+from roadsynth.scenes import SceneFrame, ego_mask, fit_source_camera, ground_model, ground_region, place_for_frame
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,9 @@ class FrameGeometry:
     rgb: np.ndarray = field(repr=False)
     frame: SceneFrame
     camera: GroundModel
+    ego: EgoMask
     region: GroundRegion
+    jpeg_quality: int | None = None  # the frame file's own, for texture matching
 
 
 @dataclass
@@ -79,26 +84,51 @@ class FramePlan:
     rgb: np.ndarray = field(repr=False)
     placements: list[Placement]
     unplaced: list[tuple[str, str]]
-    occluders: dict[int, Box]
+    occluders: dict[int, Box | np.ndarray]  # nearer existing objects (boxes) and the ego vehicle (a mask)
     rng: np.random.Generator
     restyle: dict | None = None  # vehicle restyle record (edits, refusals) when that step ran
 
 
-def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: dict[int, FitResult | None]
-                   ) -> FrameGeometry:
-    """The job's background frame with its ground model and drivable region; `fits` caches per-source fits."""
+Labeller = Callable[[int, np.ndarray], list[tuple[str, Box, float]]]  # (source index, RGB) -> detections
+
+
+def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: dict[int, FitResult | None],
+                   labeller: Labeller | None = None) -> FrameGeometry:
+    """The job's background frame with its ground model and drivable region; `fits` caches per-source fits.
+    A source with `pseudo_labels` gets its existing objects from `labeller` (the Worker's detector)."""
     src = cfg.scenes[job.scene_source]
     ds, root = sources[job.scene_source]
     rec = next(im for im in ds.images if im.id == job.frame_id)
     existing = [a for a in ds.annotations if a.image_id == rec.id]
     names = {c.id: c.name for c in ds.categories}
     rgb = load_image(root / rec.file_name)
+    if src.pseudo_labels is not None and labeller is not None:
+        existing += pseudo_labels(src, rec.id, ds, labeller(job.scene_source, rgb))
     h, w = rgb.shape[:2]
     if job.scene_source not in fits:
         fits[job.scene_source] = fit_source_camera(ds, src.camera)
     frame = SceneFrame(rec, w, h, [(a.id, a.bbox) for a in existing], [(names[a.category_id], a.bbox) for a in existing])
     camera = ground_model(src.camera, w, h, fits[job.scene_source])
-    return FrameGeometry(src, ds, root, rec, existing, rgb, frame, camera, ground_region(frame, src, camera, rgb))
+    ego = ego_mask(src, rec, w, h)
+    return FrameGeometry(src, ds, root, rec, existing, rgb, frame, camera, ego,
+                         ground_region(frame, src, camera, rgb, ego), jpeg_quality(root / rec.file_name))
+
+
+def pseudo_labels(src: SceneSource, image_id: int, ds: Dataset, found: list[tuple[str, Box, float]]
+                  ) -> list[Annotation]:
+    """A detector's finds as labels of the source's categories, marked as pseudo-labels (ids above the
+    source's own, so they never collide with a real annotation id)."""
+    ids = {c.name.lower(): c.id for c in ds.categories}
+    first = max((a.id for a in ds.annotations), default=0) + 1
+    out = []
+    for cls, box, score in found:
+        name = src.pseudo_labels.classes.get(cls)
+        if name is None or score < src.pseudo_labels.min_score:
+            continue
+        prov = Provenance(PSEUDO_LABEL, str(src.pseudo_labels.weights), 0,
+                          {"score": round(float(score), 4), "detector_class": cls})
+        out.append(Annotation(first + len(out), image_id, ids[name.lower()], box, provenance=prov))
+    return out
 
 
 def object_requests(cfg: GenerateConfig, bank: CutoutBank, rng: np.random.Generator) -> list[ObjectRequest]:
@@ -106,21 +136,26 @@ def object_requests(cfg: GenerateConfig, bank: CutoutBank, rng: np.random.Genera
     lo, hi = cfg.insert.objects_per_image
     names = list(cfg.insert.categories)
     weights = np.array([cfg.insert.categories[c] for c in names], dtype=float)
-    out = []
+    out, used = [], set()
     for i in rng.choice(len(names), size=int(rng.integers(lo, hi + 1)), p=weights / weights.sum()):
-        cut = bank.sample(names[i], rng)
+        cut = bank.sample(names[i], rng, exclude=used)  # one cut-out at most once per frame
+        if cut is not None:
+            used.add(cut.id)
         out.append(ObjectRequest(names[i], cut.aspect if cut else None, {"cutout_id": cut.id} if cut else {}))
     return out
 
 
-def plan_frame(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: dict, bank: CutoutBank) -> FramePlan:
-    geo = frame_geometry(cfg, job, sources, fits)
+def plan_frame(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: dict, bank: CutoutBank,
+               labeller: Labeller | None = None) -> FramePlan:
+    geo = frame_geometry(cfg, job, sources, fits, labeller)
     rng = np.random.default_rng(job.seed)
     if cfg.insert is None:
         placements, unplaced = [], []
     else:
         placements, unplaced, _ = place_for_frame(geo.frame, geo.camera, geo.region, object_requests(cfg, bank, rng),
-                                                  rng, cfg.placement)
+                                                  rng, cfg.placement, geo.ego)
     boxes = dict(geo.frame.boxes)
-    occluders = {i: boxes[i] for p in placements for i in p.occluders}
+    occluders: dict[int, Box | np.ndarray] = {i: boxes[i] for p in placements for i in p.occluders}
+    if geo.ego.any:  # nearer than anything: it hides what stands behind its edge, and nothing is drawn on it
+        occluders[EGO_KEY] = geo.ego.mask
     return FramePlan(job, geo, list(geo.existing), geo.rgb, placements, unplaced, occluders, rng)

@@ -9,7 +9,7 @@ import numpy as np
 from roadsynth.config import Config
 from roadsynth.datasets.io import atomic_write_json, save_image_atomic
 from roadsynth.generate.plan import frame_geometry, object_requests, plan_jobs
-from roadsynth.generate.sources import build_bank_for, load_scene_sources
+from roadsynth.generate.sources import PseudoLabeller, build_bank_for, load_scene_sources
 from roadsynth.geometry.overlay import draw_overlay
 from roadsynth.scenes import place_for_frame
 
@@ -20,12 +20,13 @@ def place_preview(cfg: Config, out_dir: Path, n: int = 8) -> list[dict]:
     sources = load_scene_sources(g)
     bank = build_bank_for(g)
     fits: dict = {}
+    labeller = PseudoLabeller(g)
     rows = []
     for job in plan_jobs(g, sources)[:n]:
-        geo = frame_geometry(g, job, sources, fits)
+        geo = frame_geometry(g, job, sources, fits, labeller)
         rng = np.random.default_rng(job.seed)
         placements, unplaced, side = place_for_frame(geo.frame, geo.camera, geo.region,
-                                                     object_requests(g, bank, rng), rng, g.placement)
+                                                     object_requests(g, bank, rng), rng, g.placement, geo.ego)
         name = f"overlay_{job.index + 1:06d}.jpg"
         save_image_atomic(out_dir / name, draw_overlay(geo.rgb, geo.camera, geo.region, placements, geo.frame.boxes,
                                                        side), quality=90)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+
+import numpy as np
 
 from roadsynth.config import GenerateConfig, SceneSource
 from roadsynth.datasets.coco import dataset_from_coco_dict
 from roadsynth.datasets.label_maps import read_label_map_frames
-from roadsynth.datasets.records import Dataset
+from roadsynth.datasets.records import Category, Dataset
 from roadsynth.datasets.validate import validate_coco
 from roadsynth.datasets.yolo import read_yolo
 from roadsynth.generators.cutouts import CutoutBank, build_bank
@@ -21,7 +24,18 @@ def load_scene_sources(cfg: GenerateConfig) -> Sources:
 
 
 def load_scene_source(src: SceneSource) -> tuple[Dataset, Path]:
-    """A scene source as a Dataset; broken records are dropped and listed in `info["problems"]`."""
+    """A scene source as a Dataset (with the categories its pseudo-labeller can add); broken records are
+    dropped and listed in `info["problems"]`."""
+    ds, root = _read_scene_source(src)
+    if src.pseudo_labels is not None:
+        have = {c.name.lower() for c in ds.categories}
+        extra = [n for n in dict.fromkeys(src.pseudo_labels.classes.values()) if n.lower() not in have]
+        start = max((c.id for c in ds.categories), default=0) + 1
+        ds = ds.with_(categories=ds.categories + tuple(Category(start + k, n) for k, n in enumerate(extra)))
+    return ds, root
+
+
+def _read_scene_source(src: SceneSource) -> tuple[Dataset, Path]:
     if src.format in ("label_maps", "folder"):
         ds = read_label_map_frames(
             src.path, src.label_maps, object_values=src.object_values, min_object_px=src.min_object_px,
@@ -69,7 +83,7 @@ def output_categories(cfg: GenerateConfig, sources: Sources) -> list[str]:
     """The output dataset's categories in id order: the sources', then inserted and restyled-into ones
     (case-insensitive names; the first spelling wins)."""
     names: list[str] = []
-    for ds, _ in sources:
+    for ds, _ in sources:  # a pseudo-labelling source lists its detector's output classes among these
         names += [c.name for c in ds.categories]
     names += list(cfg.insert.categories) if cfg.insert else []
     names += [s.category for s in cfg.restyle.styles if s.category] if cfg.restyle else []
@@ -77,3 +91,24 @@ def output_categories(cfg: GenerateConfig, sources: Sources) -> list[str]:
     for n in names:
         seen.setdefault(n.lower(), n)
     return list(seen.values())
+
+
+class PseudoLabeller:
+    """The detectors of the scene sources that ask for pseudo-labels: one per source, loaded on first use,
+    kept for the process (Ultralytics is imported only here, and only when a source names weights)."""
+
+    def __init__(self, cfg: GenerateConfig):
+        self.cfg = cfg
+        self._models: dict[int, object] = {}
+        self._lock = threading.Lock()  # task-runner threads share a worker; one prediction at a time
+
+    def __call__(self, source_index: int, rgb: np.ndarray) -> list:
+        pl = self.cfg.scenes[source_index].pseudo_labels
+        with self._lock:
+            det = self._models.get(source_index)
+            if det is None:
+                from roadsynth.detectors.yolo_ultralytics import NamedYolo
+
+                det = self._models[source_index] = NamedYolo(pl.weights, imgsz=pl.imgsz, conf=pl.min_score,
+                                                             device=pl.device)
+            return det([rgb])[0]

@@ -50,10 +50,12 @@ Occluders = Mapping[int, "Box | np.ndarray"]  # annotation id -> box or full-fra
 class Inserter(Protocol):
     def insert_many(self, images: Sequence[np.ndarray], placements: Sequence[Sequence[Placement]],
                     rngs: Sequence[np.random.Generator], occluders: Sequence[Occluders],
+                    jpeg_qualities: Sequence[int | None] | None = None,
                     ) -> list[tuple[np.ndarray, list[Insertion | Rejection]]]:
         """The frames of a chunk at once (so a diffusion backend can batch across frames): for each frame,
         the edited HxWx3 uint8 image and one result per placement, in order. Each frame's `rng` alone
-        decides its objects, so results do not depend on how frames are grouped into calls."""
+        decides its objects, so results do not depend on how frames are grouped into calls.
+        `jpeg_qualities`: each frame's own JPEG quality (None when unknown), for texture matching."""
         ...
 
 

@@ -69,9 +69,14 @@ class CutoutBank:
     def get(self, cutout_id: str) -> Cutout | None:
         return self._by_id.get(cutout_id)
 
-    def sample(self, category: str, rng: np.random.Generator, max_aspect: float | None = None) -> Cutout | None:
-        """A random cut-out of `category`; with `max_aspect` (w/h), preferably one no wider than that."""
+    def sample(self, category: str, rng: np.random.Generator, max_aspect: float | None = None,
+               exclude: Iterable[str] = ()) -> Cutout | None:
+        """A random cut-out of `category`; with `max_aspect` (w/h), preferably one no wider than that; not one
+        of `exclude` (ids) while others are left."""
         pool = self.by_category(category)
+        exclude = set(exclude)
+        if exclude:
+            pool = [c for c in pool if c.id not in exclude] or pool
         if max_aspect is not None:
             pool = [c for c in pool if c.aspect <= max_aspect] or pool
         return pool[int(rng.integers(len(pool)))] if pool else None

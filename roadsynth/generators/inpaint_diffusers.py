@@ -180,11 +180,13 @@ class InpaintInserter:
 
     def insert_many(self, images: Sequence[np.ndarray], placements: Sequence[Sequence[Placement]],
                     rngs: Sequence[np.random.Generator], occluders: Sequence[Occluders] | None = None,
+                    jpeg_qualities: Sequence[int | None] | None = None,
                     ) -> list[tuple[np.ndarray, list[Insertion | Rejection]]]:
         """Several frames at once: crops of all their objects share the pipeline batches.
 
         Each frame's objects get their seeds from that frame's `rng`, so they come out the same however
-        frames are grouped into calls (a resumed or re-chunked run reproduces them).
+        frames are grouped into calls (a resumed or re-chunked run reproduces them). The model draws in
+        the scene's context, so `jpeg_qualities` are not used.
         """
         jobs: dict[tuple[int, int], _Job] = {}
         results: list[list[Insertion | Rejection | None]] = [[None] * len(p) for p in placements]

@@ -33,6 +33,12 @@ def draw_far_to_near(placements: Sequence[Placement], results: list[Insertion | 
     trim_occluded(results, drawn, min_visible_px)
 
 
+def occluded(shape: tuple[int, int], origin: tuple[int, int], occluders: Mapping[int, Box | np.ndarray]) -> np.ndarray:
+    """HxW bool over a crop whose top-left is `origin` in the frame: where a nearer existing object (or the
+    ego vehicle) is. Nothing an inserter draws (object, shadow) may change these pixels."""
+    return hide_occluded(np.ones(shape, bool), origin, occluders) == 0
+
+
 def hide_occluded(weights: np.ndarray, origin: tuple[int, int], occluders: Mapping[int, Box | np.ndarray]) -> np.ndarray:
     """Zero `weights` (an object's alpha or bool mask, a crop whose top-left is `origin` in the frame)
     wherever a nearer existing object is: a box, or a full-frame bool mask. In place; returned for chaining."""

@@ -17,33 +17,47 @@ from scipy import fft
 from roadsynth.datasets.records import Box, Provenance
 from roadsynth.generators.base import Insertion, Occluders, Rejection
 from roadsynth.generators.cutouts import Cutout, CutoutBank
-from roadsynth.generators.occlusion import draw_far_to_near, hide_occluded
+from roadsynth.generators.harmonize import (
+    MatchConfig,
+    add_noise,
+    blur_inside,
+    edge_blur_sigma,
+    jpeg_roundtrip,
+    match_tone_color,
+    refine_alpha,
+)
+from roadsynth.generators.occlusion import draw_far_to_near, occluded
+from roadsynth.generators.realism import RealismLimits, noise_sigma, object_scores, regions, ring_px
 from roadsynth.generators.verify import mask_box, verify_object
 from roadsynth.geometry.records import Placement
 
 
 class PasteInserter:
+    """Paste real cut-outs. `match` (harmonize.MatchConfig) makes each object take on the scene's tone,
+    colour, sharpness, noise and JPEG texture (None: paste as cut, with a little colour jitter); `limits`
+    (realism.RealismLimits) rejects objects whose realism scores stay out of bounds after matching."""
+
     def __init__(self, bank: CutoutBank, *, blend: Literal["feather", "poisson", "none"] = "feather",
-                 feather_px: float = 2.0, harmonize: bool = True, harmonize_strength: float = 0.35,
-                 shadow: bool = True, shadow_strength: float = 0.45, flip: bool = True, color_jitter: float = 0.08,
-                 min_visible_px: int = 40):
+                 feather_px: float = 2.0, match: MatchConfig | None = MatchConfig(),
+                 limits: RealismLimits | None = None, shadow: bool = True, shadow_strength: float = 0.45,
+                 flip: bool = True, color_jitter: float = 0.08, min_visible_px: int = 40):
         if blend not in ("feather", "poisson", "none"):
             raise ValueError(f"`blend` must be one of feather, poisson, none, but got {blend!r}")
         if not 0 <= feather_px <= 50:
             raise ValueError(f"`feather_px` must be in [0, 50], but got {feather_px}")
-        if not 0 <= harmonize_strength <= 1:
-            raise ValueError(f"`harmonize_strength` must be in [0, 1], but got {harmonize_strength}")
+        if not 0 <= color_jitter <= 0.5:
+            raise ValueError(f"`color_jitter` must be in [0, 0.5], but got {color_jitter}")
         self.bank, self.blend, self.feather_px = bank, blend, feather_px
-        self.harmonize, self.harmonize_strength = harmonize, harmonize_strength
+        self.match, self.limits = match, limits
         self.shadow, self.shadow_strength = shadow, shadow_strength
         self.flip, self.color_jitter, self.min_visible_px = flip, color_jitter, min_visible_px
         self._rgba_cache: dict[str, np.ndarray] = {}
-        self._mean_cache: dict[str, np.ndarray] = {}
 
     @classmethod
     def from_config(cls, cfg, bank: CutoutBank) -> "PasteInserter":
         """From an `InsertConfig` (roadsynth.config)."""
-        return cls(bank, blend=cfg.blend, feather_px=cfg.feather_px, harmonize=cfg.harmonize, shadow=cfg.shadow)
+        return cls(bank, blend=cfg.blend, feather_px=cfg.feather_px, match=cfg.match, limits=cfg.realism_limits,
+                   shadow=cfg.shadow)
 
     def _rgba(self, cut: Cutout) -> np.ndarray:
         # One 4-channel uint8 resize per object instead of two; the bank is small, so cache it.
@@ -55,12 +69,17 @@ class PasteInserter:
 
     def insert_many(self, images: Sequence[np.ndarray], placements: Sequence[Sequence[Placement]],
                     rngs: Sequence[np.random.Generator], occluders: Sequence[Occluders],
+                    jpeg_qualities: Sequence[int | None] | None = None,
                     ) -> list[tuple[np.ndarray, list[Insertion | Rejection]]]:
-        return [self.insert(im, ps, rng, occluders=occ) for im, ps, rng, occ in zip(images, placements, rngs, occluders)]
+        qualities = jpeg_qualities or [None] * len(images)
+        return [self.insert(im, ps, rng, occluders=occ, jpeg_quality=q)
+                for im, ps, rng, occ, q in zip(images, placements, rngs, occluders, qualities)]
 
     def insert(self, image: np.ndarray, placements: Sequence[Placement], rng: np.random.Generator, *,
-               occluders: Occluders | None = None) -> tuple[np.ndarray, list[Insertion | Rejection]]:
-        """One frame. `occluders`: annotation id -> full-frame bool mask or box of an existing nearer object."""
+               occluders: Occluders | None = None, jpeg_quality: int | None = None,
+               ) -> tuple[np.ndarray, list[Insertion | Rejection]]:
+        """One frame. `occluders`: annotation id -> full-frame bool mask or box of an existing nearer object;
+        `jpeg_quality`: the frame's own, when it was a JPEG (objects get the same compression texture)."""
         out = image.copy()
         results: list[Insertion | Rejection | None] = [None] * len(placements)
         seeds = rng.integers(0, 2**31 - 1, size=len(placements))
@@ -73,17 +92,21 @@ class PasteInserter:
                 p.category, obj_rng, max_aspect=1.15 * p.box.w / p.box.h)
             if cut is None:
                 return Rejection(p, f"no cut-out for category `{p.category}` in the bank")
-            return self._paste_one(out, p, cut, obj_rng, int(seeds[i]), occluders or {})
+            return self._paste_one(out, p, cut, obj_rng, int(seeds[i]), occluders or {}, jpeg_quality)
 
         draw_far_to_near(placements, results, draw, self.min_visible_px)
         return out, results  # type: ignore[return-value]
 
     def _paste_one(self, out: np.ndarray, p: Placement, cut: Cutout, rng: np.random.Generator, seed: int,
-                   occluders: Occluders) -> Insertion | Rejection:
+                   occluders: Occluders, jpeg_quality: int | None) -> Insertion | Rejection:
         H, W = out.shape[:2]
+        m = self.match
         # Fit inside the placement box, bottom-centred on the contact point: the placement's overlap and
         # occlusion checks were made for that box, so the object must not outgrow it.
         scale = min(p.box.h / cut.rgb.shape[0], p.box.w / cut.rgb.shape[1])
+        if m is not None and scale > m.max_upscale:
+            return Rejection(p, f"up-scaled {scale:.1f}x > max_upscale {m.max_upscale:g}: the cut-out is too small "
+                                "for an object this near (it would look blurrier than the scene)")
         th = int(round(cut.rgb.shape[0] * scale))
         tw = max(int(round(cut.rgb.shape[1] * scale)), 1)
         if th < 4:
@@ -94,12 +117,14 @@ class PasteInserter:
         flipped = bool(self.flip and rng.random() < 0.5)
         if flipped:
             rgba = cv2.flip(rgba, 1)
-        rgb, alpha = cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), cv2.extractChannel(rgba, 3)
+        rgb, alpha = cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), cv2.extractChannel(rgba, 3) * np.float32(1 / 255)
+        if m is not None and m.refine_alpha:
+            rgb, alpha = refine_alpha(rgb, alpha)
         x0 = int(round(p.contact[0] - tw / 2))
         y0 = int(round(p.contact[1] - th))
-        pad = int(np.ceil(3 * self.feather_px)) + 2
+        # The crop holds the object, its feather, its shadow and the ring the matching and the audit measure.
+        pad = max(int(np.ceil(3 * self.feather_px)) + 2, ring_px(Box(0, 0, tw, th)))
         shadow_h = max(int(th * 0.12), 2)
-        # Crop of the frame holding the object, its feather and its shadow, clipped to the image.
         cx1, cy1 = max(x0 - pad, 0), max(y0 - pad, 0)
         cx2, cy2 = min(x0 + tw + pad, W), min(y0 + th + pad + shadow_h, H)
         if cx1 >= cx2 or cy1 >= cy2:
@@ -115,15 +140,15 @@ class PasteInserter:
         # uint8 crops and OpenCV kernels only: float copies of the crop cost more than the JPEG floor allows.
         a = np.zeros((ch, cw), np.float32)  # alpha in [0, 1]
         o = np.zeros((ch, cw, 3), np.uint8)
-        a[oy + sy1 : oy + sy2, ox + sx1 : ox + sx2] = alpha[sy1:sy2, sx1:sx2] * np.float32(1 / 255)
+        a[oy + sy1 : oy + sy2, ox + sx1 : ox + sx2] = alpha[sy1:sy2, sx1:sx2]
         o[oy + sy1 : oy + sy2, ox + sx1 : ox + sx2] = rgb[sy1:sy2, sx1:sx2]
         truncated = (sx1, sy1, sx2, sy2) != (0, 0, tw, th)
+        local_box = Box(ox, oy, tw, th)
+        o = self._match(o, a, before, local_box, rng) if m is not None else self._jitter(o, rng)
 
-        gain = 1 + rng.uniform(-self.color_jitter, self.color_jitter, size=3) if self.color_jitter else np.ones(3)
-        if self.harmonize:
-            gain = gain * self._harmonize_gain(cut, a, before)
-        o = cv2.multiply(o, (*gain.tolist(), 0.0))  # per-channel gain, saturating
-        a = hide_occluded(a, (cx1, cy1), occluders)
+        hidden = occluded((ch, cw), (cx1, cy1), occluders) if occluders else None
+        if hidden is not None:
+            a[hidden] = 0
         support = (a > 0.01).view(np.uint8)
         if self.blend == "feather" and self.feather_px > 0:
             hard = cv2.threshold(a, 0.5, 1.0, cv2.THRESH_BINARY)[1]
@@ -143,35 +168,56 @@ class PasteInserter:
             after = self._poisson(comp, o, visible)
         else:
             after = cv2.blendLinear(o, comp, a, 1 - a)
-
-        verdict = verify_object(before, after, visible, Box(ox, oy, tw, th), min_pixels=self.min_visible_px,
+        if m is not None and m.jpeg and jpeg_quality is not None:
+            # The scene's own compression texture on the object (and its feather), on the frame's 8x8 grid.
+            np.copyto(after, jpeg_roundtrip(after, (cx1, cy1), jpeg_quality), where=(a > 0.01)[..., None])
+        if hidden is not None:  # nearer objects and the ego vehicle keep their pixels (no shadow on a bonnet)
+            np.copyto(after, before, where=hidden[..., None])
+        verdict = verify_object(before, after, visible, local_box, min_pixels=self.min_visible_px,
                                ring_px=pad + shadow_h)  # the shadow may legitimately fall below the box
         if not verdict.ok:
             return Rejection(p, verdict.reason, verdict.scores)
+        scores = {**verdict.scores, **object_scores(after, local_box, visible), "upscale": round(scale, 3),
+                  "truncated": truncated}
+        if self.limits is not None and (why := self.limits.violation(scores)):
+            return Rejection(p, why, scores)
         bg[...] = after
         local = mask_box(visible)
         box = Box(local.x + cx1, local.y + cy1, local.w, local.h)
         prov = Provenance(method="paste", source=cut.source, seed=seed, params={
             "cutout_id": cut.id, "mask_method": cut.mask_method, "blend": self.blend, "scale": round(scale, 4),
-            "flip": flipped, "harmonize": self.harmonize, "shadow": self.shadow, "truncated": truncated,
+            "flip": flipped, "match": m is not None, "shadow": self.shadow, "truncated": truncated,
         })
-        return Insertion(p, box, visible, (cx1, cy1, cx2, cy2), prov, {**verdict.scores, "truncated": truncated})
+        return Insertion(p, box, visible, (cx1, cy1, cx2, cy2), prov, scores)
 
-    def _harmonize_gain(self, cut: Cutout, a: np.ndarray, bg: np.ndarray) -> np.ndarray:
-        # Pull the object's colour statistics part-way to its surroundings (lighting, white balance):
-        # the cut-out's own mean colour (scale and flip do not change it) against the crop's background.
-        outside = (a <= 0.5).view(np.uint8)
-        if cv2.countNonZero(outside) < 10:
-            return np.ones(3)
-        om, bm = self._object_mean(cut), np.array(cv2.mean(bg, outside)[:3])
-        gain = np.clip(bm / np.maximum(om, 1.0), 0.6, 1.6)
-        return 1 + self.harmonize_strength * (gain - 1)
+    def _jitter(self, o: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Without matching: a small brightness change only (per-channel gains would shift hues)."""
+        g = 1 + rng.uniform(-self.color_jitter, self.color_jitter) if self.color_jitter else 1.0
+        return cv2.multiply(o, (g, g, g, 0.0))
 
-    def _object_mean(self, cut: Cutout) -> np.ndarray:
-        mean = self._mean_cache.get(cut.id)
-        if mean is None:
-            mean = self._mean_cache[cut.id] = np.array(cv2.mean(cut.rgb, (cut.alpha > 0.5).view(np.uint8))[:3])
-        return mean
+    def _match(self, o: np.ndarray, a: np.ndarray, before: np.ndarray, box: Box, rng: np.random.Generator
+               ) -> np.ndarray:
+        """Tone, colour, sharpness and noise of the object's pixels matched to the ring around its box."""
+        m = self.match
+        inside = a > 0.5
+        _, ring = regions(a.shape, box)
+        ring &= a < 0.05
+        if cv2.countNonZero(inside.view(np.uint8)) < 20 or cv2.countNonZero(ring.view(np.uint8)) < 20:
+            return self._jitter(o, rng)
+        j = self.color_jitter
+        jitter = (1 + rng.uniform(-j, j), rng.uniform(-40 * j, 40 * j) / 4, rng.uniform(-40 * j, 40 * j) / 4)
+        if m.tone or m.color:
+            o = match_tone_color(o, inside, before[ring], m, jitter)
+        gray_bg = cv2.cvtColor(before, cv2.COLOR_RGB2GRAY)
+        if m.sharpness:
+            s_ring = edge_blur_sigma(gray_bg, ring)
+            core = cv2.erode(inside.view(np.uint8), np.ones((3, 3), np.uint8), iterations=2).astype(bool)
+            s_obj = edge_blur_sigma(cv2.cvtColor(o, cv2.COLOR_RGB2GRAY), core)
+            if s_ring is not None and s_obj is not None and s_ring > s_obj + 0.2:
+                o = blur_inside(o, a, min(float(np.sqrt(s_ring**2 - s_obj**2)), 4.0))
+        if m.noise:
+            o = add_noise(o, inside, noise_sigma(gray_bg, ring), rng)
+        return o
 
     def _shadow(self, bg: np.ndarray, cx: float, bottom: float, width: int, height: int) -> np.ndarray:
         # A soft contact shadow on the ground under the object: darker at the centre, fading out. Only

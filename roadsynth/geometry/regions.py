@@ -52,25 +52,66 @@ def from_polygon(points: Sequence[tuple[float, float]], width: int, height: int)
     return GroundRegion(m.astype(bool), "config")
 
 
-def estimate(rgb: np.ndarray, horizon_row: float, tolerance: int = 18) -> GroundRegion:
-    """Colour flood fill from the bottom-centre patch, limited to below the horizon."""
+class RegionError(ValueError):
+    """A frame's drivable region cannot be found, or what was found is implausible (the message says why)."""
+
+
+def implausible(region: np.ndarray, horizon_row: float, allowed: np.ndarray) -> str | None:
+    """Why an estimated region cannot be the road ahead, or None. `allowed` is where ground can be at all
+    (below the horizon, off the ego vehicle)."""
+    h = region.shape[0]
+    room = int(allowed.sum())
+    if room == 0:
+        return "no ground below the horizon outside the ego vehicle"
+    share = float(region.sum()) / room
+    if share < 0.02:
+        return f"almost no ground found ({share:.1%} of the area below the horizon)"
+    if share > 0.95:
+        return f"the estimate took {share:.0%} of the area below the horizon (a flood through the whole frame)"
+    rows = np.nonzero(region.any(axis=1))[0]
+    below = max(h - max(horizon_row, 0), 1)
+    if (rows[0] - max(horizon_row, 0)) / below > 0.7:
+        return ("the estimate stays in the bottom of the frame and never reaches towards the horizon "
+                "(a bonnet or dashboard? give the scene source an `ego` mask)")
+    return None
+
+
+def estimate(rgb: np.ndarray, horizon_row: float, tolerance: int = 18, ego: np.ndarray | None = None) -> GroundRegion:
+    """Colour flood fill from a patch at the bottom centre (just above the ego vehicle, when one is given),
+    below the horizon. Seeds further up are tried when a region is implausible; RegionError if none is."""
     h, w = rgb.shape[:2]
     top = int(np.clip(horizon_row + 0.02 * h, 0, h - 1))
-    smooth = cv2.GaussianBlur(rgb, (0, 0), 2)
-    mask = np.zeros((h + 2, w + 2), np.uint8)
+    allowed = np.zeros((h, w), bool)
+    allowed[top:] = True
+    if ego is not None:
+        allowed &= ~ego
+    smooth = cv2.GaussianBlur(rgb, (0, 0), 2)[..., ::-1].copy()
     flags = 4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (255 << 8)
-    seed = (w // 2, int(h * 0.92))
-    cv2.floodFill(smooth[..., ::-1].copy(), mask, seed, (0, 0, 0), (tolerance,) * 3, (tolerance,) * 3, flags)
-    region = mask[1:-1, 1:-1] > 0
-    region[:top] = False
-    region = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)).astype(bool)
-    return GroundRegion(region, "estimate")
+    start = int(h * 0.92)
+    if ego is not None and ego[:, w // 2].any():
+        start = int(np.argmax(ego[:, w // 2])) - max(int(0.02 * h), 2)
+    why = "no seed below the horizon"
+    for y in range(start, top, -max(int(0.05 * h), 1)):  # up the centre column, 5 % of the height at a time
+        mask = np.zeros((h + 2, w + 2), np.uint8)
+        mask[1:-1, 1:-1][~allowed] = 1  # the flood cannot enter the sky or the ego vehicle
+        cv2.floodFill(smooth, mask, (w // 2, y), (0, 0, 0), (tolerance,) * 3, (tolerance,) * 3, flags)
+        region = (mask[1:-1, 1:-1] == 255) & allowed
+        region = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)).astype(bool)
+        region &= allowed
+        why = implausible(region, horizon_row, allowed)
+        if why is None:
+            return GroundRegion(region, "estimate")
+    raise RegionError(f"drivable-region estimate failed: {why}")
 
 
-def lower_image(width: int, height: int, horizon_row: float) -> GroundRegion:
+def lower_image(width: int, height: int, horizon_row: float, ego: np.ndarray | None = None,
+                reason: str = "") -> GroundRegion:
+    """The image below the horizon, minus the ego vehicle: a fallback a config must ask for explicitly."""
     m = np.zeros((height, width), bool)
     m[int(np.clip(horizon_row + 0.02 * height, 0, height)) :] = True
-    return GroundRegion(m, "lower-image")
+    if ego is not None:
+        m &= ~ego
+    return GroundRegion(m, "lower-image" + (f" (fallback: {reason})" if reason else ""))
 
 
 def roadside(region: GroundRegion, horizon_row: float, band_px: int = 25) -> GroundRegion:

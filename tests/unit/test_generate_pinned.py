@@ -14,9 +14,12 @@ import yaml
 from roadsynth.config import load_config
 from tests.conftest import ROOT
 
-# Produced before and after the generate/ package split (identical there, and in another checkout folder).
-ANNOTATIONS_SHA256 = "73d653586d5119bbb01d1b8fee88659b636682769091d51ffea03095747eac1c"
-IMAGES_SHA256 = "29048b6265f4e7554c2069ce9f3361f344460d626b90eb42908457d677ffe6a7"
+# History: identical before and after the generate/ package split (and in another checkout folder); changed
+# on purpose by the fleet-frame work: appearance matching (tone, colour, sharpness, noise, JPEG texture,
+# alpha refinement), one cut-out at most once per frame, shadows kept off nearer objects, the
+# drivable-region estimate never falling back silently, and the ego / labels / realism image records.
+ANNOTATIONS_SHA256 = "c0250b63afdfdf7f496c17a9c4eabc57012a1b9421d23c23de37bf5c7bd567e3"
+IMAGES_SHA256 = "8bd96118fd9cbfe617709a15de8fa51ba20e9d0dadb35c07b37885b78552a669"
 
 
 def small_config(tmp_path):

@@ -34,7 +34,7 @@ def test_paste_changes_nothing_outside_the_objects_and_boxes_are_tight(bank):
 
 def test_truncation_occlusion_and_far_to_near(bank):
     frame = load_image(FRAME)
-    inserter = PasteInserter(bank, shadow=False, harmonize=False)
+    inserter = PasteInserter(bank, shadow=False, match=None)
     # Half outside the left border.
     [r], = [inserter.insert(frame, [place("cow", 5, 300, 60)], np.random.default_rng(1))[1]]
     assert isinstance(r, Insertion) and r.box.x == 0 and r.provenance.params["truncated"]

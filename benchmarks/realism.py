@@ -1,0 +1,68 @@
+"""Realism audit of a generation config: inserted objects against the real labelled objects of the same frames.
+
+Generates the config (in-process, into a temp folder) once per variant and prints, side by side, the
+medians of the realism scores (generators/realism.py) with the counts they come from, and the targets:
+- median |log luminance ratio| of inserted objects <= 1.2x that of the real objects, overall and in dark
+  frames;
+- median log sharpness ratio within +-0.15 of the real objects' median.
+Variants: `matched` (the config as it is) and `as-cut` (insert.match: null, the pre-matching paste).
+
+    python benchmarks/realism.py configs/quickstart_frames.yaml [--n 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from roadsynth.config import load_config  # noqa: E402
+from roadsynth.generate import generate_dataset  # noqa: E402
+
+
+def targets(audit: dict) -> dict:
+    out = {}
+    for scope in ("all", "dark"):
+        ins, real = audit[scope]["inserted"], audit[scope]["real"]
+        if ins["abs_log_luminance"] is None or not real["abs_log_luminance"]:
+            out[f"luminance_{scope}"] = None
+            continue
+        ratio = ins["abs_log_luminance"] / real["abs_log_luminance"]
+        out[f"luminance_{scope}"] = {"inserted_over_real": round(ratio, 3), "target": "<= 1.2", "met": ratio <= 1.2,
+                                     "inserted": ins["abs_log_luminance"], "real": real["abs_log_luminance"]}
+    ins, real = audit["all"]["inserted"]["log_sharpness"], audit["all"]["real"]["log_sharpness"]
+    if ins is not None and real is not None:
+        out["sharpness_all"] = {"inserted_minus_real": round(ins - real, 3), "target": "within +-0.15",
+                                "met": abs(ins - real) <= 0.15, "inserted": ins, "real": real}
+    return out
+
+
+def run(config: Path, n: int | None) -> dict:
+    base = load_config(config)
+    results = {}
+    for variant in ("matched", "as-cut"):
+        g = base.generate
+        update = {"n_images": n} if n else {}
+        if variant == "as-cut":
+            update["insert"] = g.insert.model_copy(update={"match": None})
+        cfg = base.model_copy(update={"generate": g.model_copy(update=update)})
+        with tempfile.TemporaryDirectory() as tmp:
+            generate_dataset(cfg, Path(tmp) / "out")
+            manifest = json.loads((Path(tmp) / "out" / "manifest.json").read_text())
+        results[variant] = {"audit": manifest["realism"], "targets": targets(manifest["realism"]),
+                            "generated_objects": manifest["generated_objects"],
+                            "rejected_objects": manifest["rejected_objects"]}
+    return {"config": str(config), "images": n or base.generate.n_images, "variants": results}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("config", type=Path)
+    ap.add_argument("--n", type=int, default=None, help="images per variant (default: the config's)")
+    args = ap.parse_args()
+    print(json.dumps(run(args.config, args.n), indent=1))
