@@ -28,7 +28,7 @@ import numpy as np
 
 from roadsynth.config import Config, CutoutSource, save_config
 from roadsynth.datasets.coco import read_coco, write_coco
-from roadsynth.datasets.io import atomic_write_json
+from roadsynth.datasets.io import atomic_write_json, inside
 from roadsynth.datasets.merge import link_merged
 from roadsynth.datasets.records import Dataset, DatasetSplit
 from roadsynth.datasets.sources import read_dataset
@@ -261,7 +261,7 @@ def run_arm_seed(cfg: Config, arm: str, seed: int, train_path: Path, val_path: P
         link_or_copy(trained.with_name("classes.json"), weights.with_name("classes.json"))
         if e.reuse:
             cache.put(key, weights, desc, {"train_seconds": round(t_train, 1), "arm": arm})
-    test_images = [(im.id, Path(test.images_root) / im.file_name) for im in test.dataset.images]
+    test_images = [(im.id, inside(test.images_root, im.file_name, f"test image {im.id}")) for im in test.dataset.images]
     preds = det.predict(weights, test_images)
     results = to_test_categories(predictions_to_coco_results(preds), train.dataset, test.dataset)
     atomic_write_json(Path(run_dir) / "predictions.json", results)

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import yaml
 
 from roadsynth.config import Config, save_config
 from roadsynth.datasets.coco import dataset_to_coco_dict, read_coco
-from roadsynth.datasets.io import atomic_write_json, load_image
+from roadsynth.datasets.io import atomic_write_json, inside, load_image
 from roadsynth.datasets.records import Annotation, Dataset
 from roadsynth.evaluation.draw import BoxMode, draw_boxes, draw_detections
 
@@ -58,12 +59,29 @@ class Review:
         return [a for a in self.dataset.annotations if a.image_id == im.id]
 
     def image(self, index: int) -> np.ndarray:
-        return load_image(self.folder / "images" / self.dataset.images[index].file_name)
+        im = self.dataset.images[index]
+        return load_image(inside(self.folder / "images", im.file_name, f"image {im.id}"))
 
     def original(self, index: int) -> np.ndarray | None:
-        """The background frame the sample was made from (when its path is recorded and readable)."""
+        """The background frame the sample was made from, when its recorded path lies inside a scene folder
+        the dataset's own config.yaml declares (a crafted annotations.json cannot make the UI read elsewhere)."""
         p = self.dataset.images[index].attributes.get("background_path")
-        return load_image(p) if p and Path(p).is_file() else None
+        if not p:
+            return None
+        path = Path(p).resolve()
+        if not any(path.is_relative_to(root) for root in self.scene_roots()) or not path.is_file():
+            return None
+        return load_image(path)
+
+    def scene_roots(self) -> list[Path]:
+        """The scene folders declared by the config that produced this dataset (its config.yaml)."""
+        try:
+            raw = yaml.safe_load((self.folder / "config.yaml").read_text()) or {}
+            scenes = raw.get("generate", {}).get("scenes", []) or []
+        except (OSError, yaml.YAMLError, AttributeError):
+            return []
+        return [Path(s[k]).resolve() for s in scenes if isinstance(s, dict)
+                for k in ("path", "images_root") if isinstance(s.get(k), str) and Path(s[k]).is_absolute()]
 
     def render(self, index: int, mode: BoxMode) -> np.ndarray:
         return draw_boxes(self.image(index), self.annotations(index), self.names, mode, self.rejected)

@@ -87,6 +87,12 @@ def ground_region(frame: SceneFrame, src: SceneSource, camera: GroundModel, rgb:
 
     lm = frame.record.attributes.get("label_map")
     if lm:
+        # Only a label-map source's own index names label maps, inside its declared folder: a data file's
+        # `label_map` key is never a path roadsynth opens.
+        if src.format != "label_maps" or src.label_maps is None or \
+                not Path(lm).resolve().is_relative_to(Path(src.label_maps).resolve()):
+            raise ValueError(f"image {frame.record.id} ({frame.record.file_name}) of scene source `{src.name}` "
+                             f"names a label map ({lm!r}) outside the source's `label_maps` folder; refused")
         return minus_ego(regions.from_mask(road_mask(read_label_map(Path(lm)), src.road_values), "annotation"))
     if src.camera.ground_polygon:
         return minus_ego(regions.from_polygon(src.camera.ground_polygon, frame.width, frame.height))

@@ -113,7 +113,9 @@ def load_model(path: str | Path, model: type[M]) -> M:
     try:
         return model.model_validate(_resolve_paths(raw, path.parent.resolve()))
     except ValidationError as e:
-        lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+        lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                 + (f", but got {err['input']!r}" if err["type"] not in ("missing", "extra_forbidden")
+                    and not isinstance(err.get("input"), (dict, list)) else "") for err in e.errors()]
         raise ConfigError(f"{path}: invalid config:\n  " + "\n  ".join(lines)) from None
 
 

@@ -164,7 +164,7 @@ class InpaintConfig(Section):
     min_window_px: int = 96
     batch_size: int = Field(4, ge=1)
     mask_shape: Literal["box", "ellipse", "cutout"] = "cutout"
-    feather_px: float = 3.0
+    feather_px: float = Field(3.0, ge=0, le=50)
     device: str = "auto"
 
 
@@ -187,7 +187,7 @@ class InsertConfig(Section):
     categories: dict[str, float] = Field(..., description="category -> sampling weight")
     objects_per_image: tuple[int, int] = (1, 2)
     blend: Literal["feather", "poisson", "none"] = "feather"
-    feather_px: float = 2.0
+    feather_px: float = Field(2.0, ge=0, le=50)
     match: MatchConfig | None = Field(MatchConfig(), description="appearance matching of pasted objects to the "
                                                                  "scene (tone, colour, sharpness, noise, JPEG, "
                                                                  "alpha); null pastes them as cut")
@@ -293,9 +293,9 @@ class VehicleRestyleConfig(Section):
 
 
 class GenerateConfig(Section):
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     scenes: list[SceneSource]
-    n_images: int = Field(50, ge=1)
+    n_images: int = Field(50, ge=1, le=10_000_000, description="more than 10 million: split into several runs")
     cutouts: list[CutoutSource] = []
     insert: InsertConfig | None = Field(None, description="objects to insert; None = restyle/weather only")
     restyle: VehicleRestyleConfig | None = None
@@ -303,6 +303,7 @@ class GenerateConfig(Section):
     placement: PlacementConfig = PlacementConfig()
     chunk_size: int = Field(16, ge=1)
     jpeg_quality: int = Field(92, ge=50, le=100)
+    max_image_pixels: int = Field(100_000_000, ge=10_000, description="larger frames are refused (one line each)")
 
     @model_validator(mode="after")
     def _check(self) -> "GenerateConfig":

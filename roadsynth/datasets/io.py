@@ -91,29 +91,79 @@ def save_image_atomic(path: str | Path, rgb: np.ndarray, quality: int = 95) -> N
     atomic_write_bytes(path, encode_image(rgb, path.suffix, quality))
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """HxWx3 uint8 RGB with EXIF orientation applied; fully decoded so truncation is caught here."""
+MAX_PIXELS = 100_000_000  # default limit on one image: a 100-megapixel frame is no road camera's
+
+
+def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None) -> None:
+    w, h = size
+    if max_pixels is not None and w * h > max_pixels:
+        raise ImageLoadError(f"{path}: image is {w}x{h} ({w * h / 1e6:.0f} megapixels), over the limit of "
+                             f"{max_pixels / 1e6:.0f} megapixels (`max_image_pixels`)")
+
+
+def _to_rgb(im: Image.Image, path: Path) -> np.ndarray:
+    """8-bit RGB from any common mode; 16-bit greyscale is scaled down (Pillow's convert would clip it white)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im).astype(np.int64)
+        if arr.min() < 0 or arr.max() > 65535:
+            raise ImageLoadError(f"{path}: {im.mode} image with values outside 0-65535: not an image roadsynth can use")
+        g = (arr // 257).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+    if im.mode == "F":
+        raise ImageLoadError(f"{path}: floating-point image (mode F): convert it to 8 or 16 bits first")
+    return np.asarray(im.convert("RGB")).copy()
+
+
+def load_image(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """HxWx3 uint8 RGB with EXIF orientation applied; fully decoded so truncation is caught here. Images over
+    `max_pixels`, degenerate ones and unusable modes are refused with the reason (ImageLoadError)."""
     path = Path(path)
     try:
         with Image.open(path) as im:
+            _check_pixels(path, im.size, max_pixels)
             im.load()
             im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB")).copy()
+            return _to_rgb(im, path)
+    except ImageLoadError:
+        raise
     except FileNotFoundError:
         raise ImageLoadError(f"{path}: cannot read image: file not found") from None
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(f"{path}: refused: {e}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ImageLoadError(f"{path}: cannot read image: {e}") from None
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, from the header only."""
+def image_size(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, from the header only (limits checked as in `load_image`)."""
     path = Path(path)
     try:
         with Image.open(path) as im:
             w, h = im.size
+            _check_pixels(path, (w, h), max_pixels)
             orientation = im.getexif().get(0x0112, 1)
+    except ImageLoadError:
+        raise
     except FileNotFoundError:
         raise ImageLoadError(f"{path}: cannot read image: file not found") from None
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(f"{path}: refused: {e}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ImageLoadError(f"{path}: cannot read image: {e}") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+class UnsafePathError(ValueError):
+    """A path read from a data file that would lead outside the folder it must stay in."""
+
+
+def inside(root: str | Path, rel: str | Path, what: str) -> Path:
+    """`root / rel`, refused when `rel` is absolute or climbs out of `root` with `..` (checked lexically, so
+    links a user or roadsynth placed inside `root` still work). `what` names the record in the error."""
+    rel = str(rel).replace("\\", "/")
+    if not rel or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
+        raise UnsafePathError(f"{what}: path {rel!r} is absolute; it must be relative to {root}")
+    norm = os.path.normpath(rel)
+    if norm == ".." or norm.startswith("../"):
+        raise UnsafePathError(f"{what}: path {rel!r} leads outside {root}")
+    return Path(root) / norm

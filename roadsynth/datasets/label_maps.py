@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from roadsynth.datasets.io import IMAGE_SUFFIXES, ImageLoadError, image_size
+from roadsynth.datasets.io import IMAGE_SUFFIXES, MAX_PIXELS, ImageLoadError, image_size
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
 
 def list_images(folder: Path) -> list[Path]:
@@ -70,6 +70,7 @@ def read_label_map_frames(
     min_object_px: int = 150,
     scene_regex: str | None = None,
     source_name: str = "frames",
+    max_pixels: int | None = MAX_PIXELS,
 ) -> Dataset:
     """Frames of `images` as a Dataset; `file_name` is relative to `images`.
 
@@ -84,24 +85,22 @@ def read_label_map_frames(
     anns: list[Annotation] = []
     problems: list[dict] = []
     for i, p in enumerate(list_images(images), start=1):
-        try:
-            w, h = image_size(p)
-        except ImageLoadError as e:  # reported in the run summary; the other frames go on
-            problems.append({"file": str(p), "error": str(e)})
-            continue
-        attrs: dict = {"scene": scene_of(p.name, scene_regex), "source": source_name}
-        lm_path = label_map_path(label_maps, p) if label_maps else None
-        if lm_path is not None and lm_path.exists():
-            attrs["label_map"] = str(lm_path.resolve())
-            if object_values:
-                lm = read_label_map(lm_path)
+        try:  # a bad frame or label map is one line in the run summary; the other frames go on
+            w, h = image_size(p, max_pixels)
+            attrs: dict = {"scene": scene_of(p.name, scene_regex), "source": source_name}
+            lm_path = label_map_path(label_maps, p) if label_maps else None
+            boxes: list[tuple[str, Box]] = []
+            if lm_path is not None and lm_path.exists():
+                attrs["label_map"] = str(lm_path.resolve())
+                lm = read_label_map(lm_path)  # read now, so a broken one is reported here, not mid-run
                 if lm.shape != (h, w):
                     raise ValueError(f"{lm_path}: label map is {lm.shape[1]}x{lm.shape[0]}, image {p} is {w}x{h}")
-                for value, name in sorted(object_values.items()):
-                    for box in blob_boxes(lm, value, min_object_px):
-                        anns.append(Annotation(
-                            id=len(anns) + 1, image_id=i, category_id=cat_id[name], bbox=box, area=box.area,
-                            attributes={"box_source": "label-map-blob"},
-                        ))
+                boxes = [(name, box) for value, name in sorted(object_values.items())
+                         for box in blob_boxes(lm, value, min_object_px)]
+        except (ImageLoadError, ValueError) as e:
+            problems.append({"file": str(p), "error": str(e)})
+            continue
+        anns += [Annotation(id=len(anns) + k + 1, image_id=i, category_id=cat_id[name], bbox=box, area=box.area,
+                            attributes={"box_source": "label-map-blob"}) for k, (name, box) in enumerate(boxes)]
         records.append(ImageRecord(id=i, file_name=p.name, width=w, height=h, attributes=attrs))
     return Dataset(tuple(records), tuple(anns), categories, info={"source": str(images), "problems": problems})

@@ -18,7 +18,7 @@ from typing import Literal
 
 import yaml
 
-from roadsynth.datasets.io import IMAGE_SUFFIXES, atomic_write_text, image_size
+from roadsynth.datasets.io import IMAGE_SUFFIXES, MAX_PIXELS, ImageLoadError, atomic_write_text, image_size, inside
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
 
 class YoloFormatError(ValueError):
@@ -62,7 +62,7 @@ def parse_label_line(line: str, width: int, height: int, nc: int) -> tuple[int, 
     raise ValueError(f"expected 5 values (box) or an odd count >= 7 (polygon), but got {len(parts)}")
 
 
-def read_yolo(root: str | Path, *, strict: bool = True) -> tuple[Dataset, Path]:
+def read_yolo(root: str | Path, *, strict: bool = True, max_pixels: int | None = MAX_PIXELS) -> tuple[Dataset, Path]:
     """Dataset + images root. With `strict=False` bad label lines are skipped and listed in `info["problems"]`."""
     root = Path(root)
     names = read_class_names(root / "data.yaml")
@@ -73,7 +73,13 @@ def read_yolo(root: str | Path, *, strict: bool = True) -> tuple[Dataset, Path]:
     records, anns, problems = [], [], []
     for image_id, p in enumerate(paths, start=1):
         rel = p.relative_to(images_dir).as_posix()
-        w, h = image_size(p)
+        try:
+            w, h = image_size(p, max_pixels)
+        except ImageLoadError as e:
+            if strict:
+                raise
+            problems.append(str(e))  # one line in the run summary; the other images go on
+            continue
         records.append(ImageRecord(image_id, rel, w, h, {"source": rel, "scene": p.stem}))
         label = root / "labels" / Path(rel).with_suffix(".txt")
         if not label.exists():
@@ -116,7 +122,8 @@ def write_yolo_split(ds: Dataset, images_root: Path, out_dir: Path, split: str, 
     (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
     for im in ds.images:
         stem = f"{im.id:06d}"
-        _place(Path(images_root) / im.file_name, out_dir / "images" / split / f"{stem}{Path(im.file_name).suffix}", link)
+        src = inside(images_root, im.file_name, f"image {im.id}")
+        _place(src, out_dir / "images" / split / f"{stem}{Path(im.file_name).suffix}", link)
         lines = []
         for a in by_image.get(im.id, []):
             if a.iscrowd or names[a.category_id] not in index:

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, load_image
+from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, inside, load_image
 from roadsynth.datasets.records import Box
 from roadsynth.datasets.yolo import write_yolo_splits
 from roadsynth.detectors.base import DatasetSplit, Prediction
@@ -236,6 +236,7 @@ def load_class_map(weights: Path) -> dict[int, int]:
 def _check_split(name: str, split: DatasetSplit) -> None:
     if not split.dataset.images:
         raise ValueError(f"the {name} split has no images")
-    missing = [im.file_name for im in split.dataset.images if not (Path(split.images_root) / im.file_name).is_file()]
+    missing = [im.file_name for im in split.dataset.images
+               if not inside(split.images_root, im.file_name, f"{name} image {im.id}").is_file()]
     if missing:
         raise FileNotFoundError(f"{split.images_root}: {len(missing)} {name} image(s) not found, e.g. {missing[:3]}")

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from roadsynth.config import GenerateConfig, SceneSource
-from roadsynth.datasets.io import load_image
+from roadsynth.datasets.io import inside, load_image
 from roadsynth.datasets.records import PSEUDO_LABEL, Annotation, Box, Dataset, ImageRecord, Provenance
 from roadsynth.datasets.sampling import select_images
 from roadsynth.generate.sources import Sources
@@ -26,6 +26,9 @@ from roadsynth.geometry.records import Placement
 from roadsynth.geometry.regions import GroundRegion
 from roadsynth.geometry.ego import EGO_KEY, EgoMask
 from roadsynth.scenes import SceneFrame, ego_mask, fit_source_camera, ground_model, ground_region, place_for_frame
+
+
+MIN_FRAME_SIDE = 32  # a background frame smaller than this is a thumbnail or a broken file, not a road scene
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,15 @@ def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: d
     rec = next(im for im in ds.images if im.id == job.frame_id)
     existing = [a for a in ds.annotations if a.image_id == rec.id]
     names = {c.id: c.name for c in ds.categories}
-    rgb = load_image(root / rec.file_name)
+    rgb = load_image(inside(root, rec.file_name, f"scene source `{src.name}` image {rec.id}"),
+                     max_pixels=cfg.max_image_pixels)
+    if min(rgb.shape[:2]) < MIN_FRAME_SIDE:
+        raise ValueError(f"scene source `{src.name}` image {rec.id} ({rec.file_name}) is {rgb.shape[1]}x{rgb.shape[0]}: "
+                         f"too small to be a road frame (under {MIN_FRAME_SIDE} px)")
+    if (rgb.shape[1], rgb.shape[0]) != (rec.width, rec.height):
+        raise ValueError(f"scene source `{src.name}` image {rec.id} ({rec.file_name}): the record says "
+                         f"{rec.width}x{rec.height} but the file is {rgb.shape[1]}x{rgb.shape[0]}; its boxes would "
+                         "land at the wrong scale (fix the record or the file)")
     if src.pseudo_labels is not None and labeller is not None:
         existing += pseudo_labels(src, rec.id, ds, labeller(job.scene_source, rgb))
     h, w = rgb.shape[:2]
@@ -111,7 +122,7 @@ def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: d
     camera = ground_model(src.camera, w, h, fits[job.scene_source])
     ego = ego_mask(src, rec, w, h)
     return FrameGeometry(src, ds, root, rec, existing, rgb, frame, camera, ego,
-                         ground_region(frame, src, camera, rgb, ego), jpeg_quality(root / rec.file_name))
+                         ground_region(frame, src, camera, rgb, ego), jpeg_quality(inside(root, rec.file_name, "")))
 
 
 def pseudo_labels(src: SceneSource, image_id: int, ds: Dataset, found: list[tuple[str, Box, float]]

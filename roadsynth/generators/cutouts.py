@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, load_image
+from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, inside, load_image
 from roadsynth.datasets.records import Dataset
 from roadsynth.generators.masks import grabcut_mask
 
@@ -110,7 +110,7 @@ class CutoutBank:
             raise FileNotFoundError(f"{folder}: not a cut-out bank (no index.json)") from None
         out = []
         for e in index:
-            with Image.open(folder / e["file"]) as im:
+            with Image.open(inside(folder, e["file"], f"{folder / 'index.json'} entry {e.get('id')!r}")) as im:
                 rgba = np.asarray(im.convert("RGBA"))
             out.append(Cutout(e["id"], e["category"], np.ascontiguousarray(rgba[..., :3]),
                               rgba[..., 3].astype(np.float32) / 255.0, e["source"], e["mask_method"]))
