@@ -2,24 +2,63 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
+import threading
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True, soft_wrap=True)
+_STATE = {"debug": False}
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="show the full traceback when something fails")) -> None:
+    """Synthetic long-tail training data for automotive perception, and an honest A/B answer to "did it help?"."""
+    _STATE["debug"] = debug
+    if not debug:  # Prefect would log every failed task's traceback; the command prints one line instead
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+
+
+def command(*args, **kwargs):
+    """`app.command`, with any error shown as one line (`--debug` for the traceback)."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*a, **k):
+            try:
+                return fn(*a, **k)
+            except (typer.Exit, typer.Abort, click.ClickException, KeyboardInterrupt):
+                raise
+            except Exception as e:  # noqa: BLE001 - every failure reaches the user as one line
+                if _STATE["debug"]:
+                    raise
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                # Bad input (ValueError, OSError) is explained by its message; anything else may be a bug.
+                hint = "" if isinstance(e, (ValueError, OSError)) else f" ({type(e).__name__}; --debug shows where)"
+                _fail(first + hint, code=1)
+        return app.command(*args, **kwargs)(run)
+    return wrap
 
 
 class Engine(str, Enum):
+    auto = "auto"
     prefect = "prefect"
     local = "local"
+
+
+OVERWRITE = typer.Option(False, "--overwrite", help="write into a folder that is not (or not this config's) "
+                                                    "roadsynth output: replaces roadsynth's own outputs there")
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -36,7 +75,7 @@ def _load(config: Path):
         _fail(str(e))
 
 
-@app.command()
+@command()
 def validate(
     annotations: Path = typer.Argument(..., help="COCO annotations JSON"),
     images_root: Optional[Path] = typer.Option(None, "--images-root", help="folder the file_names are relative to"),
@@ -62,36 +101,22 @@ class ImportFormat(str, Enum):
     coco = "coco"
 
 
-@app.command("import")
+@command("import")
 def import_(
     fmt: ImportFormat = typer.Argument(..., help="source format"),
     src: Path = typer.Argument(..., help="YOLO dataset root (with data.yaml) or COCO annotations JSON"),
     out: Path = typer.Option(..., "--out", help="output folder: annotations.json + images/"),
     images_root: Optional[Path] = typer.Option(None, "--images-root", help="COCO only: images folder"),
     copy: bool = typer.Option(False, "--copy", help="copy images instead of symlinking the images folder"),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Import a YOLO or COCO dataset into roadsynth's layout (validated COCO + images/)."""
-    import shutil
+    from roadsynth.datasets.importer import import_dataset
 
-    from roadsynth.datasets.coco import read_coco, write_coco
-    from roadsynth.datasets.validate import validate_coco_file
-    from roadsynth.datasets.yolo import read_yolo
-
-    if fmt is ImportFormat.yolo:
-        ds, root = read_yolo(src)
-    else:
-        if images_root is None:
-            _fail("`--images-root` is required for coco imports")
-        ds, root = read_coco(src), images_root
-    out.mkdir(parents=True, exist_ok=True)
-    images = out / "images"
-    if not images.exists():
-        if copy:
-            shutil.copytree(root, images)
-        else:
-            images.symlink_to(Path(root).resolve(), target_is_directory=True)
-    write_coco(ds, out / "annotations.json")
-    problems = validate_coco_file(out / "annotations.json", images)
+    if fmt is ImportFormat.coco and images_root is None:
+        _fail("`--images-root` is required for coco imports")
+    split, problems = import_dataset(fmt.value, src, out, images_root=images_root, copy=copy, overwrite=overwrite)
+    ds = split.dataset
     console.print(f"{len(ds.images)} images, {len(ds.annotations)} annotations, {len(ds.categories)} categories "
                   f"-> {out / 'annotations.json'}")
     for p in problems:
@@ -99,58 +124,97 @@ def import_(
     raise typer.Exit(1 if problems else 0)
 
 
-def _run_generation(config_path: Path, cfg, out: Path, engine: Engine, what: str) -> tuple[int, int]:
+def _engine(engine: Engine, cfg) -> Engine:
+    """`auto`: the Prefect flow when a Prefect server is configured or the config scales out (Dask, Ray),
+    else the same chunks in-process: on one machine the embedded server's start-up (10-30 s) buys nothing."""
+    if engine is not Engine.auto:
+        return engine
+    if os.environ.get("PREFECT_API_URL") or cfg.orchestration.task_runner != "threads":
+        return Engine.prefect
+    return Engine.local
+
+
+@contextmanager
+def _chunk_progress(out: Path, total: int, what: str):
+    """A progress bar with ETA fed by the chunk files a run writes (so it works under either engine)."""
+    stop = threading.Event()
+    with _progress() as progress:
+        task = progress.add_task(what, total=total)
+
+        def watch() -> None:
+            while not stop.wait(0.5):
+                progress.update(task, completed=min(len(list((out / "chunks").glob("[0-9]*.json"))), total))
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            progress.update(task, completed=min(len(list((out / "chunks").glob("[0-9]*.json"))), total))
+
+
+def _run_generation(config_path: Path, cfg, out: Path, engine: Engine, what: str, overwrite: bool) -> tuple[int, int]:
     """One generation run (flow or in-process) over a saved config; (images, annotations)."""
-    if engine is Engine.prefect:
+    import math
+
+    total = math.ceil(cfg.generate.n_images / cfg.generate.chunk_size)
+    if _engine(engine, cfg) is Engine.prefect:
         from roadsynth.flows.generate import run_generate
 
-        summary = run_generate(str(config_path.resolve()), str(out))
+        with _chunk_progress(out, total, what):
+            summary = run_generate(str(config_path.resolve()), str(out), overwrite=overwrite)
         return summary["images"], summary["annotations"]
     from roadsynth.generate import generate_dataset as run
 
-    with _progress() as progress:
-        task = progress.add_task(what, total=None)
-        ds = run(cfg, out, progress=lambda done, total, _: progress.update(task, completed=done, total=total))
+    with _chunk_progress(out, total, what):
+        ds = run(cfg, out, overwrite=overwrite)
     return len(ds.images), len(ds.annotations)
 
 
-@app.command()
+@command()
 def generate(
     config: Path = typer.Argument(..., help="roadsynth YAML config"),
     out: Path = typer.Option(..., "--out", help="output folder"),
-    engine: Engine = typer.Option(Engine.prefect, help="prefect: flow with tasks per chunk; local: in-process"),
+    engine: Engine = typer.Option(Engine.auto, help="auto: prefect with a Prefect server or Dask/Ray, else local; "
+                                                    "prefect: a flow with one task per chunk; local: in-process"),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Generate a COCO dataset with inserted objects (resumable: finished chunks are kept)."""
-    images, annotations = _run_generation(config, _load(config), out, engine, "generating chunks")
+    images, annotations = _run_generation(config, _load(config), out, engine, "generating chunks", overwrite)
     console.print(f"[green]{images} images, {annotations} annotations -> {out}[/green]")
     _print_failures(out)
 
 
-@app.command()
+@command()
 def restyle(
     config: Path = typer.Argument(..., help="roadsynth YAML config with `generate.restyle` and/or `generate.weather`"),
     out: Path = typer.Option(..., "--out", help="output folder"),
-    engine: Engine = typer.Option(Engine.local, help="local: in-process; prefect: flow with tasks per chunk"),
+    engine: Engine = typer.Option(Engine.auto, help="auto: prefect with a Prefect server or Dask/Ray, else local; "
+                                                    "prefect: a flow with one task per chunk; local: in-process"),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Restyle vehicles and/or apply weather to real frames, keeping their labels (no objects inserted)."""
     from roadsynth.config import save_config
+    from roadsynth.datasets.outdir import claim
 
     cfg = _load(config)
     g = cfg.generate
     if g.restyle is None and g.weather is None:
         _fail(f"{config}: `roadsynth restyle` needs `generate.restyle` and/or `generate.weather`")
     cfg = cfg.model_copy(update={"generate": g.model_copy(update={"insert": None})})
-    out.mkdir(parents=True, exist_ok=True)
+    claim(out, "generate", cfg.digest(), overwrite=overwrite)
     resolved = out / "restyle_config.yaml"
     save_config(cfg, resolved)
-    images, annotations = _run_generation(resolved, cfg, out, engine, "restyling chunks")
+    images, annotations = _run_generation(resolved, cfg, out, engine, "restyling chunks", overwrite)
     manifest = json.loads((out / "manifest.json").read_text())
     console.print(f"[green]{images} images, {annotations} annotations -> {out}; conditions {manifest['conditions']}, "
                   f"{manifest['restyled_objects']} vehicles restyled ({manifest['restyle_refused']} refused)[/green]")
     _print_failures(out)
 
 
-@app.command()
+@command()
 def export(
     dataset: Path = typer.Argument(..., help="a generated dataset folder (annotations.json + images/)"),
     out: Path = typer.Option(..., "--out", help="COCO JSON to write (standard keys only)"),
@@ -170,7 +234,7 @@ def export(
                   f"(images: {dataset / 'images'})[/green]")
 
 
-@app.command()
+@command()
 def ui(
     config: Optional[Path] = typer.Option(None, "--config", help="roadsynth config: enables Generate (scene frames, cut-outs)"),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="a generated dataset folder to review and curate"),
@@ -214,25 +278,30 @@ def _print_failures(out: Path) -> None:
             console.print(f"  ... and {len(failures) - 10} more")
 
 
-@app.command()
+@command()
 def place(
     config: Path = typer.Argument(..., help="roadsynth YAML config"),
     out: Path = typer.Option(..., "--out", help="output folder: placements.json + overlay images"),
     n: int = typer.Option(8, "--n", min=1, help="number of planned frames to preview"),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Preview placements (no insertion): where objects would go, how big, and why."""
+    from roadsynth.datasets.outdir import claim
     from roadsynth.generate import place_preview
 
-    rows = place_preview(_load(config), out, n)
+    cfg = _load(config)
+    claim(out, "place", cfg.digest(), overwrite=overwrite)
+    rows = place_preview(cfg, out, n)
     placed = sum(len(r["placements"]) for r in rows)
     unplaced = sum(len(r["unplaced"]) for r in rows)
     console.print(f"[green]{placed} placements ({unplaced} not placed) in {len(rows)} frames -> {out}[/green]")
 
 
-@app.command()
+@command()
 def experiment(
     config: Path = typer.Argument(..., help="roadsynth YAML config with an `experiment` section"),
     out: Path = typer.Option(..., "--out", help="output folder"),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Run the A/B experiment (real vs real+generated) and write report.md + metrics.json."""
     cfg = _load(config)
@@ -241,13 +310,14 @@ def experiment(
     from roadsynth.flows._prefect import embedded_run_settings
     from roadsynth.flows.experiment import augmentation_experiment
 
+    console.print(f"experiment {cfg.name} -> {out} (Prefect flow on an embedded server; the first start takes 10-30 s)")
     with embedded_run_settings():
-        augmentation_experiment(str(config.resolve()), str(out))
+        augmentation_experiment(str(config.resolve()), str(out), overwrite)
     console.print(f"[green]report: {out / 'report.md'}[/green]")
     print((out / "report.md").read_text())
 
 
-@app.command("train-starter")
+@command("train-starter")
 def train_starter(
     config: Path = typer.Argument(..., help="starter YAML config (see configs/starter.yaml)"),
     out: Path = typer.Option(..., "--out", help="output folder: weights.pt, classes.json, manifest.json"),
@@ -271,7 +341,7 @@ class FlowKind(str, Enum):
     experiment = "experiment"
 
 
-@app.command()
+@command()
 def deploy(
     config: Path = typer.Argument(..., help="roadsynth YAML config"),
     cron: str = typer.Option(..., "--cron", help='schedule, e.g. "0 2 * * *" (02:00 every day)'),
@@ -293,7 +363,7 @@ def deploy(
     serve_deployment(str(config), cron, str(out_root), name or cfg.name, kind.value)
 
 
-@app.command()
+@command()
 def report(run_dir: Path = typer.Argument(..., help="an experiment output folder")) -> None:
     """Re-render report.md / report.html / metrics.json from an experiment's saved runs."""
     from roadsynth.experiment import finish_report
@@ -313,15 +383,16 @@ def quickstart_config() -> Path:
     return path
 
 
-@app.command()
-def quickstart(out: Path = typer.Option(Path("runs/quickstart"), "--out", help="output folder")) -> None:
-    """The bundled long-tail ambulance experiment (7-10 minutes on 2 CPU cores)."""
-    experiment(quickstart_config(), out)
+@command()
+def quickstart(out: Path = typer.Option(Path("runs/quickstart"), "--out", help="output folder"),
+               overwrite: bool = OVERWRITE) -> None:
+    """The bundled long-tail ambulance experiment (under 10 minutes on 2 CPU cores)."""
+    experiment(quickstart_config(), out, overwrite)
 
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), console=console)
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console)
 
 
 def main() -> None:  # pragma: no cover - console entry point

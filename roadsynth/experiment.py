@@ -61,6 +61,15 @@ def split_real(cfg: Config) -> dict[str, DatasetSplit]:
     return {"train": train, "val": val, "test": test}
 
 
+def config_digest(cfg: Config) -> str:
+    """What determines an experiment's outputs: the generation and the experiment sections (not how the tasks
+    run), so a re-run over the same folder resumes only the same experiment."""
+    import hashlib
+
+    data = {"generate": cfg.generate.model_dump(mode="json"), "experiment": cfg.experiment.model_dump(mode="json")}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def check_targets(targets: list[str], train: Dataset, test: Dataset) -> None:
     """Every target class must be learnable (a train category) and measurable (objects in the test split)."""
     train_names = {c.name.lower() for c in train.categories}

@@ -7,7 +7,10 @@ browser as arrays, so nothing outside the dataset/run folders can be read throug
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +30,30 @@ def _gradio():
     # Gradio's import otherwise phones home (analytics, version check) and Hugging Face may be contacted.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    private_temp_dir()
     import gradio as gr
 
     return gr
+
+
+_TEMP: list[Path] = []
+
+
+def private_temp_dir() -> Path:
+    """Gradio's cache of rendered images in a folder only this user can read, removed when the UI exits
+    (Gradio's default is a shared /tmp/gradio that outlives the process)."""
+    if not _TEMP:
+        folder = Path(tempfile.mkdtemp(prefix="roadsynth-ui-"))  # mode 0700
+        os.environ["GRADIO_TEMP_DIR"] = str(folder)
+        _TEMP.append(folder)
+        atexit.register(remove_temp_dir)
+    return _TEMP[0]
+
+
+def remove_temp_dir() -> None:
+    for folder in _TEMP:
+        shutil.rmtree(folder, ignore_errors=True)
+    _TEMP.clear()
 
 
 def build_app(*, studio: Studio | None = None, dataset: Path | None = None, experiment: Path | None = None):
@@ -151,6 +175,10 @@ def build_app(*, studio: Studio | None = None, dataset: Path | None = None, expe
 
 def launch(app: Any, host: str = "127.0.0.1", port: int | None = None, *, block: bool = True):
     """Serve the app; returns (app, local_url) when `block` is False (tests drive it from a browser)."""
-    _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
-                           theme=app._roadsynth_theme, footer_links=[], allowed_paths=[], show_error=True)
+    try:
+        _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
+                               theme=app._roadsynth_theme, footer_links=[], allowed_paths=[], show_error=True)
+    finally:
+        if block:  # the server has stopped: its rendered images go with it
+            remove_temp_dir()
     return app, url

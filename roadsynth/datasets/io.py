@@ -24,10 +24,13 @@ class ImageLoadError(ValueError):
     """An image file is missing, unreadable or truncated (the message names the file)."""
 
 
+TEMP_PREFIX = ".roadsynth-"  # every temp file roadsynth writes starts so; only such files are ever swept
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o644)  # mkstemp creates 0600; outputs must be readable like any other file
         with os.fdopen(fd, "wb") as f:

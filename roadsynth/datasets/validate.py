@@ -17,6 +17,8 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
+from roadsynth.datasets.io import IMAGE_SUFFIXES
+
 BORDER_TOLERANCE_PX = 1.0
 
 
@@ -178,7 +180,22 @@ def validate_coco(coco: Any, images_root: str | Path | None = None, *, check_ima
         with ThreadPoolExecutor(max_workers=4) as pool:  # decoding releases the GIL
             for found in pool.map(lambda f: _check_image_file(*f), files):
                 problems.extend(found)
+    if check_images and images_root is not None:
+        problems += _unnamed_files(Path(images_root), {posixpath.normpath(str(im.get("file_name")))
+                                                       for im in images.values()})
     return problems
+
+
+def _unnamed_files(root: Path, named: set[str], shown: int = 20) -> list[Problem]:
+    """Image files under `root` that no record names (a stale output of an earlier run, a stray copy)."""
+    if not root.is_dir():
+        return []
+    stray = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.relative_to(root).as_posix() not in named)
+    out = [Problem(str(root / s), "image file that no record names") for s in stray[:shown]]
+    if len(stray) > shown:
+        out.append(Problem(str(root), f"... and {len(stray) - shown} more image files that no record names"))
+    return out
 
 
 def validate_coco_file(path: str | Path, images_root: str | Path | None = None, *,

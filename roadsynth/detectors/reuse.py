@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from roadsynth import __version__
-from roadsynth.datasets.io import atomic_write_json
+from roadsynth.datasets.io import TEMP_PREFIX, atomic_write_json
 from roadsynth.datasets.records import DatasetSplit
 
 DEFAULT_ROOT = Path.home() / ".cache" / "roadsynth" / "trained"
@@ -84,7 +84,7 @@ class TrainedCache:
     def put(self, key: str, weights: Path, desc: dict, extra: dict[str, Any]) -> None:
         """Store a finished training; its classes.json must sit beside `weights`."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".roadsynth-{key}.", dir=self.root))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{key}.", dir=self.root))
         try:
             shutil.copyfile(weights, tmp / "weights.pt")
             shutil.copyfile(Path(weights).with_name("classes.json"), tmp / "classes.json")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from roadsynth import experiment as ex
 from roadsynth.config import save_config
+from roadsynth.datasets.outdir import claim
 from roadsynth.flows._prefect import NO_CACHE, flow, get_run_logger, task
 from roadsynth.flows.generate import generate_dataset, run_config
 from roadsynth.flows.runners import make_task_runner
@@ -42,12 +43,12 @@ def report(config_path: str, out_dir: str, rows: list[dict]) -> dict:
 
 
 @flow(name="augmentation-experiment")
-def augmentation_experiment(config_path: str, out_dir: str) -> dict:
+def augmentation_experiment(config_path: str, out_dir: str, overwrite: bool = False) -> dict:
     """Real splits -> generated data -> detector per arm x seed (equal compute) -> COCO metrics -> report."""
     log = get_run_logger()
     cfg = run_config(config_path)
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    claim(out, "experiment", ex.config_digest(cfg), overwrite=overwrite)
     resolved = out / "config.yaml"
     save_config(cfg, resolved)
     splits = prepare_splits(str(resolved), str(out))

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from roadsynth.config import Config, load_config, save_config
+from roadsynth.datasets.outdir import claim
 from roadsynth.flows._prefect import NO_CACHE, embedded_run_settings, flow, get_run_logger, task
 from roadsynth.flows.runners import make_task_runner
 from roadsynth.generate import FrameJob, Worker
@@ -36,11 +37,17 @@ def _config(config_path: str, mtime_ns: int) -> Config:
     return load_config(config_path)
 
 
-@lru_cache(maxsize=2)
 def scene_sources(config_path: str, digest: str):
-    """The scene index (every frame header, label maps' blob boxes), read once per process: planning and
+    """The scene index (every frame header, label maps' blob boxes), read once per process and generate
+    section (the digest: the same section under another file name is the same index). Planning and
     assembling need only this, so the flow's own process never loads an inserter."""
-    return load_scene_sources(run_config(config_path).generate)
+    if digest not in _SOURCES:
+        _SOURCES.clear()  # one run's index at a time
+        _SOURCES[digest] = load_scene_sources(run_config(config_path).generate)
+    return _SOURCES[digest]
+
+
+_SOURCES: dict = {}
 
 
 @lru_cache(maxsize=2)
@@ -81,18 +88,19 @@ def _submit_options(cfg: Config):
 
 
 @flow(name="generate-dataset")
-def generate_dataset(config_path: str, out_dir: str) -> dict:
+def generate_dataset(config_path: str, out_dir: str, overwrite: bool = False) -> dict:
     """Generate `out_dir/annotations.json` + `images/` + `manifest.json` from a roadsynth config."""
     log = get_run_logger()
     cfg = run_config(config_path)
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    digest = cfg.digest()
+    sources = scene_sources(config_path, digest)  # inputs first: a bad path writes nothing
+    claim(out, "generate", digest, overwrite=overwrite)
     if swept := sweep_temp_files(out):
         log.info("removed %d temp files left by an interrupted run", swept)
     resolved = out / "config.yaml"
     save_config(cfg, resolved)
-    digest = cfg.digest()
-    chunks = chunked(plan_jobs(cfg.generate, scene_sources(str(resolved), digest)), cfg.generate.chunk_size)
+    chunks = chunked(plan_jobs(cfg.generate, sources), cfg.generate.chunk_size)
     todo = [i for i in range(len(chunks)) if not chunk_done(out, i, digest)]
     log.info("%d images in %d chunks (%d already done) -> %s", cfg.generate.n_images, len(chunks),
              len(chunks) - len(todo), out)
@@ -112,8 +120,9 @@ def generate_dataset(config_path: str, out_dir: str) -> dict:
     return {**summary, "chunks_run": len(todo), "chunks": results}
 
 
-def run_generate(config_path: str, out_dir: str) -> dict:
+def run_generate(config_path: str, out_dir: str, overwrite: bool = False) -> dict:
     """The flow with the task runner the config asks for."""
     cfg = run_config(config_path)
     with embedded_run_settings():
-        return generate_dataset.with_options(task_runner=make_task_runner(cfg.orchestration))(config_path, out_dir)
+        return generate_dataset.with_options(task_runner=make_task_runner(cfg.orchestration))(
+            config_path, out_dir, overwrite)

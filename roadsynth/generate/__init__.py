@@ -16,22 +16,26 @@ import time
 from pathlib import Path
 
 from roadsynth.config import Config, save_config
+from roadsynth.datasets.outdir import claim
 from roadsynth.datasets.records import Dataset
 from roadsynth.generate.assemble import assemble
 from roadsynth.generate.chunk import Worker
 from roadsynth.generate.plan import FrameJob, chunked, plan_jobs
 from roadsynth.generate.preview import place_preview
 from roadsynth.generate.resume import chunk_done, sweep_temp_files
+from roadsynth.generate.sources import load_scene_sources
 
 __all__ = ["FrameJob", "Worker", "generate_dataset", "place_preview"]
 
 
-def generate_dataset(cfg: Config, out_dir: Path, *, progress=None) -> Dataset:
-    """The whole generation in-process (the Prefect flow runs the same chunks as tasks)."""
+def generate_dataset(cfg: Config, out_dir: Path, *, progress=None, overwrite: bool = False) -> Dataset:
+    """The whole generation in-process (the Prefect flow runs the same chunks as tasks). The inputs are read
+    before anything is written, so a typo in a path leaves no half-made output folder."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = load_scene_sources(cfg.generate)  # the inputs first: a bad path writes nothing
+    claim(out_dir, "generate", cfg.digest(), overwrite=overwrite)
+    worker = Worker(cfg, sources=sources)
     save_config(cfg, out_dir / "config.yaml")
-    worker = Worker(cfg)
     chunks = chunked(plan_jobs(cfg.generate, worker.sources), cfg.generate.chunk_size)
     t0 = time.perf_counter()
     sweep_temp_files(out_dir)

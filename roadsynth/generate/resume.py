@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from roadsynth import __version__
+from roadsynth.datasets.io import TEMP_PREFIX
 
 CHUNK_FORMAT = 2  # chunk files hold COCO image and annotation records (datasets.coco's own dict form)
 
@@ -30,14 +31,16 @@ def chunk_done(out_dir: Path, chunk_index: int, digest: str) -> bool:
 
 
 def sweep_temp_files(out_dir: Path) -> int:
-    """Remove atomic-write temp files (`.<name>.<random>.tmp`) a killed run left behind.
+    """Remove roadsynth's own atomic-write temp files (`.roadsynth-<name>.<random>.tmp`) a killed run left.
 
     A SIGKILL can land mid-write, where no cleanup runs; the final files were never replaced, so the
-    resumed run rewrites them. Only for a folder no other run is writing to.
+    resumed run rewrites them. Only for a folder no other run is writing to; a user's own `.*.tmp` files
+    are never touched.
     """
     out_dir = Path(out_dir)
-    stale = [p for sub in ("images", "chunks") for p in (out_dir / sub).glob(".*.tmp")]
-    stale += list(out_dir.glob(".*.tmp"))
+    pattern = f"{TEMP_PREFIX}*.tmp"
+    stale = [p for sub in ("images", "chunks", "quarantine") for p in (out_dir / sub).glob(pattern)]
+    stale += list(out_dir.glob(pattern))
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)

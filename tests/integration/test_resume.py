@@ -106,11 +106,12 @@ def test_temp_files_of_a_killed_write_are_swept(tmp_path):
 
     (tmp_path / "images").mkdir()
     (tmp_path / "chunks").mkdir()
-    stale = [tmp_path / "images" / ".000013.jpg.r8xfyrui.tmp", tmp_path / "chunks" / ".00002.json.abc.tmp",
-             tmp_path / ".annotations.json.x1.tmp"]
+    stale = [tmp_path / "images" / ".roadsynth-000013.jpg.r8xfyrui.tmp", tmp_path / "chunks" / ".roadsynth-00002.json.abc.tmp",
+             tmp_path / ".roadsynth-annotations.json.x1.tmp"]
     for p in stale:
         p.write_bytes(b"half")
-    keep = tmp_path / "images" / "000013.jpg"
-    keep.write_bytes(b"done")
+    keep = [tmp_path / "images" / "000013.jpg", tmp_path / ".my-draft.tmp"]  # a result, and a user's own temp file
+    for p in keep:
+        p.write_bytes(b"done")
     assert sweep_temp_files(tmp_path) == 3
-    assert not any(p.exists() for p in stale) and keep.exists()
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)

@@ -1,0 +1,45 @@
+"""`roadsynth import`: a dataset in another layout -> roadsynth's (validated COCO + images/)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from roadsynth.datasets.coco import write_coco
+from roadsynth.datasets.outdir import OutputFolderError, claim
+from roadsynth.datasets.records import DatasetSplit
+from roadsynth.datasets.sources import read_dataset
+from roadsynth.datasets.validate import Problem, validate_coco_file
+
+
+def import_dataset(fmt: str, src: Path, out: Path, *, images_root: Path | None = None, copy: bool = False,
+                   overwrite: bool = False) -> tuple[DatasetSplit, list[Problem]]:
+    """Read `src` in `fmt`, write `out/annotations.json` and `out/images` (a link to the source's images, or a
+    copy), validate the result; returns the dataset and the validator's problems."""
+    split = read_dataset(_Source(fmt, Path(src), images_root))
+    root = Path(split.images_root).resolve()
+    if copy and Path(out).resolve().is_relative_to(root):
+        # Copying a folder into itself would recurse until the disk or the path length gives out.
+        raise OutputFolderError(f"--out {out} lies inside the images folder {root} it would copy; choose a folder "
+                                "outside it")
+    claim(out, "import", overwrite=overwrite)
+    images = Path(out) / "images"
+    if images.is_symlink() or images.exists():
+        if images.is_symlink() and images.resolve() == root:
+            pass  # the same import again
+        elif images.is_symlink():
+            images.unlink()
+        else:
+            shutil.rmtree(images)
+    if not images.exists():
+        if copy:
+            shutil.copytree(root, images)
+        else:
+            images.symlink_to(root, target_is_directory=True)
+    write_coco(split.dataset, Path(out) / "annotations.json")
+    return DatasetSplit(split.dataset, images), validate_coco_file(Path(out) / "annotations.json", images)
+
+
+class _Source:
+    def __init__(self, format: str, path: Path, images_root: Path | None):
+        self.format, self.path, self.images_root = format, path, images_root
