@@ -6,8 +6,6 @@ import functools
 import json
 import os
 import sys
-import threading
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -16,7 +14,6 @@ import click
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True, soft_wrap=True)
@@ -99,22 +96,27 @@ def validate(
 class ImportFormat(str, Enum):
     yolo = "yolo"
     coco = "coco"
+    kitti = "kitti"
+    nuscenes = "nuscenes"
+    nuimages = "nuimages"
+    bdd100k = "bdd100k"
+    cityscapes = "cityscapes"
 
 
 @command("import")
 def import_(
     fmt: ImportFormat = typer.Argument(..., help="source format"),
-    src: Path = typer.Argument(..., help="YOLO dataset root (with data.yaml) or COCO annotations JSON"),
+    src: Path = typer.Argument(..., help="YOLO / KITTI / nuScenes / nuImages / Cityscapes root, or COCO / BDD100K labels JSON"),
     out: Path = typer.Option(..., "--out", help="output folder: annotations.json + images/"),
-    images_root: Optional[Path] = typer.Option(None, "--images-root", help="COCO only: images folder"),
+    images_root: Optional[Path] = typer.Option(None, "--images-root", help="coco and bdd100k: the images folder"),
     copy: bool = typer.Option(False, "--copy", help="copy images instead of symlinking the images folder"),
     overwrite: bool = OVERWRITE,
 ) -> None:
-    """Import a YOLO or COCO dataset into roadsynth's layout (validated COCO + images/)."""
+    """Import a dataset into roadsynth's layout (validated COCO + images/, calibration as `camera` blocks)."""
     from roadsynth.datasets.importer import import_dataset
 
-    if fmt is ImportFormat.coco and images_root is None:
-        _fail("`--images-root` is required for coco imports")
+    if fmt in (ImportFormat.coco, ImportFormat.bdd100k) and images_root is None:
+        _fail(f"`--images-root` is required for {fmt.value} imports")
     split, problems = import_dataset(fmt.value, src, out, images_root=images_root, copy=copy, overwrite=overwrite)
     ds = split.dataset
     console.print(f"{len(ds.images)} images, {len(ds.annotations)} annotations, {len(ds.categories)} categories "
@@ -122,55 +124,6 @@ def import_(
     for p in problems:
         print(str(p))
     raise typer.Exit(1 if problems else 0)
-
-
-def _engine(engine: Engine, cfg) -> Engine:
-    """`auto`: the Prefect flow when a Prefect server is configured or the config scales out (Dask, Ray),
-    else the same chunks in-process: on one machine the embedded server's start-up (10-30 s) buys nothing."""
-    if engine is not Engine.auto:
-        return engine
-    if os.environ.get("PREFECT_API_URL") or cfg.orchestration.task_runner != "threads":
-        return Engine.prefect
-    return Engine.local
-
-
-@contextmanager
-def _chunk_progress(out: Path, total: int, what: str):
-    """A progress bar with ETA fed by the chunk files a run writes (so it works under either engine)."""
-    stop = threading.Event()
-    with _progress() as progress:
-        task = progress.add_task(what, total=total)
-
-        def watch() -> None:
-            while not stop.wait(0.5):
-                progress.update(task, completed=min(len(list((out / "chunks").glob("[0-9]*.json"))), total))
-
-        thread = threading.Thread(target=watch, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-            progress.update(task, completed=min(len(list((out / "chunks").glob("[0-9]*.json"))), total))
-
-
-def _run_generation(config_path: Path, cfg, out: Path, engine: Engine, what: str, overwrite: bool) -> tuple[int, int]:
-    """One generation run (flow or in-process) over a saved config; (images, annotations)."""
-    import math
-
-    total = math.ceil(cfg.generate.n_images / cfg.generate.chunk_size)
-    if _engine(engine, cfg) is Engine.prefect:
-        from roadsynth.flows.generate import run_generate
-
-        with _chunk_progress(out, total, what):
-            summary = run_generate(str(config_path.resolve()), str(out), overwrite=overwrite)
-        return summary["images"], summary["annotations"]
-    from roadsynth.generate import generate_dataset as run
-
-    with _chunk_progress(out, total, what):
-        ds = run(cfg, out, overwrite=overwrite)
-    return len(ds.images), len(ds.annotations)
 
 
 @command()
@@ -182,7 +135,10 @@ def generate(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Generate a COCO dataset with inserted objects (resumable: finished chunks are kept)."""
-    images, annotations = _run_generation(config, _load(config), out, engine, "generating chunks", overwrite)
+    from roadsynth.runs import run_generation
+
+    images, annotations = run_generation(config, _load(config), out, engine.value, "generating chunks", overwrite,
+                                         console)
     console.print(f"[green]{images} images, {annotations} annotations -> {out}[/green]")
     _print_failures(out)
 
@@ -207,31 +163,50 @@ def restyle(
     claim(out, "generate", cfg.digest(), overwrite=overwrite)
     resolved = out / "restyle_config.yaml"
     save_config(cfg, resolved)
-    images, annotations = _run_generation(resolved, cfg, out, engine, "restyling chunks", overwrite)
+    from roadsynth.runs import run_generation
+
+    images, annotations = run_generation(resolved, cfg, out, engine.value, "restyling chunks", overwrite, console)
     manifest = json.loads((out / "manifest.json").read_text())
     console.print(f"[green]{images} images, {annotations} annotations -> {out}; conditions {manifest['conditions']}, "
                   f"{manifest['restyled_objects']} vehicles restyled ({manifest['restyle_refused']} refused)[/green]")
     _print_failures(out)
 
 
+class ExportFormat(str, Enum):
+    coco = "coco"
+    yolo = "yolo"
+
+
 @command()
 def export(
-    dataset: Path = typer.Argument(..., help="a generated dataset folder (annotations.json + images/)"),
-    out: Path = typer.Option(..., "--out", help="COCO JSON to write (standard keys only)"),
+    dataset: Path = typer.Argument(..., help="a dataset folder (annotations.json + images/), e.g. a generated one"),
+    out: Path = typer.Option(..., "--out", help="the export folder (for coco, a .json path writes only the file)"),
+    fmt: ExportFormat = typer.Option(ExportFormat.coco, "--format", help="coco: standard COCO; yolo: Ultralytics-ready"),
     curated: bool = typer.Option(False, "--curated", help="export curated.json (the UI's accept/reject decisions)"),
+    task: str = typer.Option("detect", "--task", help="yolo: detect (boxes) or segment (polygons where masks exist)"),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="yolo: share of images (by scene) in val"),
+    copy: bool = typer.Option(False, "--copy", help="copy images (default: hard links, copies across filesystems)"),
+    overwrite: bool = OVERWRITE,
 ) -> None:
-    """Standard COCO for FiftyOne / CVAT: flat scalar attributes, no nested provenance (see README)."""
-    from roadsynth.datasets.coco import CocoFormatError, plain_coco_dict, read_coco
+    """Standard COCO (FiftyOne, CVAT, pycocotools) or an Ultralytics-ready YOLO folder (see README)."""
+    from roadsynth.datasets.coco import plain_coco_dict, read_coco
+    from roadsynth.datasets.export import export_coco, export_yolo, normalise_categories
     from roadsynth.datasets.io import atomic_write_json
+    from roadsynth.datasets.records import DatasetSplit
 
-    src = dataset / ("curated.json" if curated else "annotations.json")
-    try:
-        ds = read_coco(src)
-    except CocoFormatError as e:
-        _fail(str(e))
-    atomic_write_json(out, plain_coco_dict(ds))
-    console.print(f"[green]{len(ds.images)} images, {len(ds.annotations)} annotations -> {out} "
-                  f"(images: {dataset / 'images'})[/green]")
+    if task not in ("detect", "segment"):
+        _fail(f"`--task` must be detect or segment, but got {task!r}")
+    ds = read_coco(dataset / ("curated.json" if curated else "annotations.json"))
+    split = DatasetSplit(ds, dataset / "images")
+    link = "copy" if copy else "hardlink"
+    if fmt is ExportFormat.coco and out.suffix == ".json":
+        atomic_write_json(out, plain_coco_dict(normalise_categories(ds)))
+        written = out
+    elif fmt is ExportFormat.coco:
+        written = export_coco(split, out, link=link, overwrite=overwrite)
+    else:
+        written = export_yolo(split, out, val_fraction=val_fraction, task=task, link=link, overwrite=overwrite)
+    console.print(f"[green]{len(ds.images)} images, {len(ds.annotations)} annotations -> {written}[/green]")
 
 
 @command()
@@ -388,11 +363,6 @@ def quickstart(out: Path = typer.Option(Path("runs/quickstart"), "--out", help="
                overwrite: bool = OVERWRITE) -> None:
     """The bundled long-tail ambulance experiment (under 10 minutes on 2 CPU cores)."""
     experiment(quickstart_config(), out, overwrite)
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console)
 
 
 def main() -> None:  # pragma: no cover - console entry point

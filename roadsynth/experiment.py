@@ -166,23 +166,35 @@ def add_test_conditions(test: DatasetSplit, conditions: list[str], severity: int
 
 def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> dict[str, Path]:
     """Cut-outs of the long-tail classes from the kept train images + one generation config per generated
-    folder the arms need: {folder name: config path}. `generated_random` differs only in placement mode."""
+    folder the arms need: {folder name: config path}. `generated_random` differs only in placement mode.
+
+    Category names are made canonical here, once: an inserted class that is a real class under another
+    case (`ambulance` for the real `Ambulance`) takes the real spelling, so no output holds both.
+    """
     from roadsynth.generators.cutouts import build_bank_from_boxes
+
+    train = load_split(train_path)
+    spelling = {c.name.lower(): c.name for c in train.dataset.categories}
+
+    def canonical(name: str) -> str:
+        return spelling.get(name.lower(), name)
 
     sources = list(cfg.generate.cutouts)
     if cfg.experiment.cutouts_from_real:
-        train = load_split(train_path)
-        bank = build_bank_from_boxes(train.dataset, train.images_root, cfg.experiment.cutouts_from_real)
+        classes = {real: canonical(ours) for real, ours in cfg.experiment.cutouts_from_real.items()}
+        bank = build_bank_from_boxes(train.dataset, train.images_root, classes)
         bank_dir = out_dir / "real_cutouts"
         bank.save(bank_dir)
         sources.append(CutoutSource(kind="bank", path=bank_dir))
+    g = cfg.generate.model_copy(update={"cutouts": sources})
+    if g.insert is not None:
+        g = g.model_copy(update={"insert": g.insert.model_copy(
+            update={"categories": {canonical(k): v for k, v in g.insert.categories.items()}})})
     out = {}
     for folder in sorted({GENERATED[a] for a in cfg.experiment.arms if a in GENERATED}):
-        g = cfg.generate.model_copy(update={"cutouts": sources})
-        if folder == "generated_random":
-            g = g.model_copy(update={"placement": replace(g.placement, mode="random")})
+        gf = g.model_copy(update={"placement": replace(g.placement, mode="random")}) if folder == "generated_random" else g
         path = out_dir / f"{folder}_config.yaml"
-        save_config(cfg.model_copy(update={"generate": g}), path)
+        save_config(cfg.model_copy(update={"generate": gf}), path)
         out[folder] = path
     return out
 

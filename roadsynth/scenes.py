@@ -33,11 +33,18 @@ class SceneFrame:
     labelled: list[tuple[str, Box]] = ()  # (category name, box) for fitting
 
 
-def ground_model(cam: CameraConfig, width: int, height: int, fit: FitResult | None = None) -> GroundModel:
-    """Explicit intrinsics > explicit horizon > fit (if it succeeded) > fallback, scaled to this frame."""
+def ground_model(cam: CameraConfig, width: int, height: int, fit: FitResult | None = None,
+                 calibration: dict | None = None) -> GroundModel:
+    """Explicit intrinsics > the frame's own calibration (a `camera` block from a KITTI, nuScenes or
+    Cityscapes import) > explicit horizon > fit (if it succeeded) > fallback, scaled to this frame."""
     if cam.fx is not None:
         return GroundCamera(cam.fx, cam.fy, cam.cx, cam.cy, cam.height_m, math.radians(cam.pitch_deg),
                             source="camera-config")
+    if calibration is not None and all(isinstance(calibration.get(k), (int, float))
+                                       for k in ("fx", "fy", "cx", "cy", "height_m")):
+        c = calibration
+        return GroundCamera(float(c["fx"]), float(c["fy"]), float(c["cx"]), float(c["cy"]), float(c["height_m"]),
+                            math.radians(float(c.get("pitch_deg", 0.0))), source="calibration")
     if cam.horizon_frac is not None:
         return LinearHorizon(cam.horizon_frac * height, cam.height_m, source="camera-config")
     if fit is not None and fit.ok:
@@ -58,10 +65,30 @@ def fit_source_camera(ds: Dataset, cam: CameraConfig) -> FitResult | None:
     return fit_linear_horizon(boxes, h, image_width=w)
 
 
+def trusted_label_map(record: ImageRecord, src: SceneSource) -> Path | None:
+    """A record's label map, when the source's own reader named one inside a folder the config declares
+    (`label_maps`, or a Cityscapes root): a data file's `label_map` key is never a path roadsynth opens."""
+    lm = record.attributes.get("label_map")
+    if not lm:
+        return None
+    roots = [Path(r).resolve() for r in (src.label_maps, src.path if src.format == "cityscapes" else None) if r]
+    path = Path(str(lm)).resolve()
+    if src.format not in ("label_maps", "bdd100k", "cityscapes") or not any(path.is_relative_to(r) for r in roots):
+        raise ValueError(f"image {record.id} ({record.file_name}) of scene source `{src.name}` names a label map "
+                         f"({lm!r}) outside the source's `label_maps` folder; refused")
+    return path
+
+
 def ego_mask(src: SceneSource, record: ImageRecord, width: int, height: int) -> ego.EgoMask:
-    """The ego vehicle of one frame from its source's `ego` config (none when not configured)."""
+    """The ego vehicle of one frame from its source's `ego` config, or from its label map where the dataset
+    labels it (Cityscapes' `ego vehicle`); none otherwise."""
     e = src.ego
     if e is None:
+        lm = trusted_label_map(record, src) if record.attributes.get("ego_values") else None
+        if lm is not None:
+            m = np.isin(read_label_map(lm), list(record.attributes["ego_values"]))
+            if m.shape == (height, width) and m.any():
+                return ego.EgoMask(m, "label-map")
         return ego.none(width, height)
     if e.polygon is not None:
         return ego.from_polygon(e.polygon, width, height)
@@ -85,15 +112,10 @@ def ground_region(frame: SceneFrame, src: SceneSource, camera: GroundModel, rgb:
     def minus_ego(r: regions.GroundRegion) -> regions.GroundRegion:
         return r if off_ego is None else regions.GroundRegion(r.mask & ~off_ego, r.source)
 
-    lm = frame.record.attributes.get("label_map")
-    if lm:
-        # Only a label-map source's own index names label maps, inside its declared folder: a data file's
-        # `label_map` key is never a path roadsynth opens.
-        if src.format != "label_maps" or src.label_maps is None or \
-                not Path(lm).resolve().is_relative_to(Path(src.label_maps).resolve()):
-            raise ValueError(f"image {frame.record.id} ({frame.record.file_name}) of scene source `{src.name}` "
-                             f"names a label map ({lm!r}) outside the source's `label_maps` folder; refused")
-        return minus_ego(regions.from_mask(road_mask(read_label_map(Path(lm)), src.road_values), "annotation"))
+    lm = trusted_label_map(frame.record, src)
+    if lm is not None:
+        values = frame.record.attributes.get("road_values") or src.road_values
+        return minus_ego(regions.from_mask(road_mask(read_label_map(lm), list(values)), "annotation"))
     if src.camera.ground_polygon:
         return minus_ego(regions.from_polygon(src.camera.ground_polygon, frame.width, frame.height))
     try:

@@ -14,14 +14,14 @@ from roadsynth.generators.conditions import CONDITIONS as WEATHER_CONDITIONS
 class DatasetSource(Section):
     """A labelled dataset on disk: a YOLO root (with data.yaml) or a COCO file plus its images folder."""
 
-    format: Literal["yolo", "coco"]
-    path: Path  # YOLO dataset root, or COCO annotations json
-    images_root: Path | None = None  # coco only
+    format: Literal["yolo", "coco", "kitti", "nuscenes", "nuimages", "bdd100k", "cityscapes"]
+    path: Path  # YOLO / KITTI / nuScenes / Cityscapes root, or the COCO / BDD100K label json
+    images_root: Path | None = None  # coco and bdd100k: the images folder
 
     @model_validator(mode="after")
     def _check_source(self) -> "DatasetSource":
-        if self.format == "coco" and self.images_root is None:
-            raise ValueError(f"`images_root` is required for format coco ({self.path})")
+        if self.format in ("coco", "bdd100k") and self.images_root is None:
+            raise ValueError(f"`images_root` is required for format {self.format} ({self.path})")
         return self
 
 

@@ -108,9 +108,9 @@ class SceneSource(Section):
     """
 
     name: str
-    format: Literal["label_maps", "coco", "yolo", "folder"]
-    path: Path  # images folder (label_maps/folder), annotations json (coco), dataset root (yolo)
-    images_root: Path | None = None  # coco only
+    format: Literal["label_maps", "coco", "yolo", "folder", "kitti", "nuscenes", "nuimages", "bdd100k", "cityscapes"]
+    path: Path  # images folder (label_maps/folder), annotations json (coco, bdd100k), dataset root (the others)
+    images_root: Path | None = None  # coco and bdd100k only
     label_maps: Path | None = None
     road_values: list[int] = [3]
     object_values: dict[int, str] = {}
@@ -135,7 +135,7 @@ class SceneSource(Section):
             return self.labels_complete
         if self.pseudo_labels is not None:
             return True
-        return self.format in ("coco", "yolo") or (self.format == "label_maps" and bool(self.object_values))
+        return self.format not in ("folder", "label_maps") or (self.format == "label_maps" and bool(self.object_values))
 
 
 class CutoutSource(Section):
@@ -205,7 +205,7 @@ class InsertConfig(Section):
         if self.method == "inpaint" and self.inpaint is None:
             raise ValueError("`method: inpaint` needs an `inpaint` section (model path and prompts)")
         if self.inpaint is not None:
-            missing = sorted(set(self.categories) - set(self.inpaint.prompts))
+            missing = sorted({c for c in self.categories if c.lower() not in {p.lower() for p in self.inpaint.prompts}})
             if missing:
                 raise ValueError(f"`inpaint.prompts` has no prompt for {missing}")
         return self

@@ -100,8 +100,8 @@ def annotation_to_dict(a: Annotation) -> dict[str, Any]:
     out: dict[str, Any] = {"id": a.id, "image_id": a.image_id, "category_id": a.category_id,
                            "bbox": [round(float(v), 3) for v in a.bbox.xywh()], "area": round(float(area), 3),
                            "iscrowd": a.iscrowd}
-    if a.segmentation is not None:
-        out["segmentation"] = a.segmentation
+    # Every annotation has the key (an empty list without a mask): COCO tools (Datumaro, CVAT) expect it.
+    out["segmentation"] = a.segmentation if a.segmentation is not None else []
     if a.attributes:
         out["attributes"] = dict(a.attributes)
     if a.provenance is not None:

@@ -27,6 +27,7 @@ OWNED = {
                    "runs.csv", "report.md", "report.html"),
     "import": ("images", "annotations.json"),
     "place": ("placements.json",),
+    "export": ("images", "labels", "annotations.json", "data.yaml"),
 }
 
 

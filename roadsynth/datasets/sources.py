@@ -17,7 +17,8 @@ class _Source(Protocol):
 
 
 def read_dataset(src: _Source) -> DatasetSplit:
-    """A YOLO root or a COCO file (with its images folder) as a dataset and its images root."""
+    """A YOLO root, a COCO file (with its images folder), or a dataset in one of the public driving datasets'
+    layouts (KITTI, nuScenes, nuImages, BDD100K, Cityscapes; see datasets/formats) with its images root."""
     if src.format == "yolo":
         ds, root = read_yolo(src.path)
         return DatasetSplit(ds, root)
@@ -25,4 +26,6 @@ def read_dataset(src: _Source) -> DatasetSplit:
         if src.images_root is None:
             raise ValueError(f"{src.path}: `images_root` is required for format coco")
         return DatasetSplit(read_coco(src.path), Path(src.images_root))
-    raise ValueError(f"`format` must be one of ['yolo', 'coco'], but got {src.format!r} ({src.path})")
+    from roadsynth.datasets.formats import read_format
+
+    return read_format(src.format, Path(src.path), src.images_root)

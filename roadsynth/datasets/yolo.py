@@ -107,14 +107,32 @@ def _place(src: Path, dst: Path, link: str) -> None:
         dst.unlink()
     if link == "symlink":
         os.symlink(src.resolve(), dst)
-    elif link == "hardlink":
-        os.link(src, dst)
+        return
+    if link == "hardlink":
+        try:
+            os.link(src.resolve(), dst)
+            return
+        except OSError:
+            pass  # another filesystem: a copy is the portable fallback
+    shutil.copy2(src, dst)
+
+
+def _polygon_line(cls: int, a, w: int, h: int) -> str | None:
+    """`cls x1 y1 ...` (normalised) of an annotation's polygon, or of its box's rectangle without one."""
+    seg = a.segmentation if isinstance(a.segmentation, list) and a.segmentation else None
+    if seg is not None:
+        poly = max(seg, key=len)  # Ultralytics takes one polygon per object: the largest part
     else:
-        shutil.copy2(src, dst)
+        b = a.bbox.clip(w, h)
+        poly = [b.x, b.y, b.x2, b.y, b.x2, b.y2, b.x, b.y2]
+    if len(poly) < 6:
+        return None
+    xy = [min(max(v / (w if k % 2 == 0 else h), 0.0), 1.0) for k, v in enumerate(poly)]
+    return f"{cls} " + " ".join(f"{v:.6f}" for v in xy)
 
 
 def write_yolo_split(ds: Dataset, images_root: Path, out_dir: Path, split: str, class_names: list[str],
-                     link: Literal["symlink", "copy", "hardlink"] = "symlink") -> None:
+                     link: Literal["symlink", "copy", "hardlink"] = "symlink", polygons: bool = False) -> None:
     index = {n.lower(): i for i, n in enumerate(class_names)}
     names = {c.id: c.name.lower() for c in ds.categories}
     by_image = ds.annotations_by_image()
@@ -131,17 +149,21 @@ def write_yolo_split(ds: Dataset, images_root: Path, out_dir: Path, split: str, 
             b = a.bbox.clip(im.width, im.height)
             if b.w <= 0 or b.h <= 0:
                 continue
+            if polygons:
+                if (line := _polygon_line(index[names[a.category_id]], a, im.width, im.height)) is not None:
+                    lines.append(line)
+                continue
             cx, cy = (b.x + b.w / 2) / im.width, (b.y + b.h / 2) / im.height
             lines.append(f"{index[names[a.category_id]]} {cx:.6f} {cy:.6f} {b.w / im.width:.6f} {b.h / im.height:.6f}")
         atomic_write_text(out_dir / "labels" / split / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
 
 
 def write_yolo_splits(splits: dict[str, tuple[Dataset, Path]], out_dir: str | Path, class_names: list[str],
-                      link: Literal["symlink", "copy", "hardlink"] = "symlink") -> Path:
+                      link: Literal["symlink", "copy", "hardlink"] = "symlink", polygons: bool = False) -> Path:
     """Write several splits (`{"train": (ds, images_root), ...}`) and a data.yaml with an absolute `path`."""
     out_dir = Path(out_dir).resolve()
     for split, (ds, root) in splits.items():
-        write_yolo_split(ds, root, out_dir, split, class_names, link)
+        write_yolo_split(ds, root, out_dir, split, class_names, link, polygons)
     meta = {"path": str(out_dir), **{s: f"images/{s}" for s in splits}, "nc": len(class_names),
             "names": list(class_names)}
     atomic_write_text(out_dir / "data.yaml", yaml.safe_dump(meta, sort_keys=False))

@@ -119,7 +119,8 @@ def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: d
     if job.scene_source not in fits:
         fits[job.scene_source] = fit_source_camera(ds, src.camera)
     frame = SceneFrame(rec, w, h, [(a.id, a.bbox) for a in existing], [(names[a.category_id], a.bbox) for a in existing])
-    camera = ground_model(src.camera, w, h, fits[job.scene_source])
+    calibration = rec.attributes.get("camera") if isinstance(rec.attributes.get("camera"), dict) else None
+    camera = ground_model(src.camera, w, h, fits[job.scene_source], calibration)
     ego = ego_mask(src, rec, w, h)
     return FrameGeometry(src, ds, root, rec, existing, rgb, frame, camera, ego,
                          ground_region(frame, src, camera, rgb, ego), jpeg_quality(inside(root, rec.file_name, "")))

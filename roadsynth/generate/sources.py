@@ -47,6 +47,13 @@ def _read_scene_source(src: SceneSource, max_pixels: int | None) -> tuple[Datase
         if src.images_root is None:
             raise ValueError(f"scene source `{src.name}`: `images_root` is required for format coco")
         return read_coco_lenient(src.path), src.images_root
+    if src.format != "yolo":  # the public driving datasets' layouts; each reader lists what it could not read
+        from roadsynth.datasets.formats import read_format
+
+        options = {"drivable_maps": src.label_maps} if src.format == "bdd100k" and src.label_maps else {}
+        split = read_format(src.format, src.path, src.images_root, **options)
+        problems = [{"file": str(src.path), "error": p} for p in split.dataset.info.get("problems", [])]
+        return split.dataset.with_(info={**dict(split.dataset.info), "problems": problems}), Path(split.images_root)
     ds, root = read_yolo(src.path, strict=False, max_pixels=max_pixels)
     problems = [{"file": p.split(":")[0], "error": p} for p in ds.info.get("problems", [])]
     return ds.with_(info={**dict(ds.info), "problems": problems}), root

@@ -17,8 +17,9 @@ from tests.conftest import ROOT
 # History: identical before and after the generate/ package split (and in another checkout folder); changed
 # on purpose by the fleet-frame work: appearance matching (tone, colour, sharpness, noise, JPEG texture,
 # alpha refinement), one cut-out at most once per frame, shadows kept off nearer objects, the
-# drivable-region estimate never falling back silently, and the ego / labels / realism image records.
-ANNOTATIONS_SHA256 = "c0250b63afdfdf7f496c17a9c4eabc57012a1b9421d23c23de37bf5c7bd567e3"
+# drivable-region estimate never falling back silently, and the ego / labels / realism image records;
+# then by the formats work: every annotation carries `segmentation` ([] without a mask).
+ANNOTATIONS_SHA256 = "1a737f755a078a15546ef36db5c2593f72b43445510e16808004bf1eadb4542f"
 IMAGES_SHA256 = "8bd96118fd9cbfe617709a15de8fa51ba20e9d0dadb35c07b37885b78552a669"
 
 
