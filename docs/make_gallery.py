@@ -48,7 +48,54 @@ def main() -> None:
     blend_gallery(cfg)
     weather_gallery()
     restyle_gallery()
+    fleet_gallery()
     print(f"wrote {OUT}")
+
+
+FLEET_FRAMES = {  # frame of data/sample/dashcam -> what it shows
+    "culane_night__nightblur05312336_0004.MP4__01410.jpg": "night",
+    "road_obstacles_v2__loc2_empty.jpg": "dusk, frost",
+    "road_obstacles_v2__loc1_storm.jpg": "snowstorm",
+    "bdd100k__cc97fab0-f9a08d07.jpg": "white bonnet",
+}
+
+
+def fleet_gallery(width: int = 400) -> None:
+    """Dashcam frames: original | pasted as cut (no matching) | pasted with appearance matching; the same
+    objects, places and seeds, the ego vehicle masked (configs/dashcam.yaml)."""
+    import cv2
+
+    from roadsynth.generate import FrameJob, Worker
+
+    cfg = load_config(ROOT / "configs" / "dashcam.yaml")
+    cfg = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={
+        "insert": cfg.generate.insert.model_copy(update={"objects_per_image": (2, 2)})})})
+    as_cut = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={
+        "insert": cfg.generate.insert.model_copy(update={"match": None})})})
+    workers = [Worker(c) for c in (as_cut, cfg)]
+    ds, root = workers[0].sources[0]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (name, what) in enumerate(FLEET_FRAMES.items()):
+            rec = next(im for im in ds.images if im.file_name == name)
+            job = FrameJob(k, 0, rec.id, 7 + k)
+            tiles = [load_image(root / name)]
+            for v, w in enumerate(workers):
+                out = Path(tmp) / str(v)
+                w.run_chunk(k, [job], out)
+                tiles.append(load_image(out / "images" / f"{k + 1:06d}.jpg"))
+            h = int(tiles[0].shape[0] * width / tiles[0].shape[1])
+            small = [cv2.resize(t, (width, h), interpolation=cv2.INTER_AREA) for t in tiles]
+            labelled = []
+            for t, label in zip(small, (f"original ({what})", "pasted as cut", "matched to the scene")):
+                head = np.full((22, width, 3), 255, np.uint8)
+                cv2.putText(head, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+                labelled.append(np.concatenate([head, t], axis=0))
+            small, h = labelled, h + 22
+            gap = np.full((h, 4, 3), 255, np.uint8)
+            rows.append(np.concatenate([small[0], gap, small[1], gap, small[2]], axis=1))
+            rows.append(np.full((4, rows[-1].shape[1], 3), 255, np.uint8))
+    save_image_atomic(OUT / "fleet_matching.jpg", np.concatenate(rows[:-1], axis=0), 88)
 
 
 def blend_gallery(cfg, width: int = 440) -> None:
@@ -117,7 +164,7 @@ def restyle_gallery() -> None:
     from roadsynth.datasets.yolo import read_yolo
     from roadsynth.generators.restyle import PaintRestyler, Style
 
-    ds, root = read_yolo(ROOT / "data/sample/vehicles")
+    ds, root = read_yolo(ROOT / "data/sample/vehicles_test")  # the pictures need no training split
     names = {c.id: c.name for c in ds.categories}
     by_image = ds.annotations_by_image()
     picks = {"2d499dab8c71a566.jpg": Style("yellow", color=(235, 190, 30)),

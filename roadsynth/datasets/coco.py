@@ -9,13 +9,12 @@ byte-identical files.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from roadsynth.datasets.io import atomic_write_json
+from roadsynth.datasets.io import atomic_write_json, read_json
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord, Provenance
 
 _IMAGE_KEYS = {"id", "file_name", "width", "height"}
@@ -146,13 +145,10 @@ def plain_coco_dict(ds: Dataset) -> dict[str, Any]:
 
 
 def read_coco(path: str | Path) -> Dataset:
-    path = Path(path)
     try:
-        d = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CocoFormatError(f"{path}: annotations file not found") from None
-    except json.JSONDecodeError as e:
-        raise CocoFormatError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        d = read_json(path, "annotations file")
+    except (FileNotFoundError, ValueError) as e:
+        raise CocoFormatError(str(e)) from None
     return dataset_from_coco_dict(d, source=str(path))
 
 

@@ -69,6 +69,18 @@ def jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """A JSON file's content; a missing or broken file is a ValueError/FileNotFoundError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: {what} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        why = f"{e.msg} at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)
+        raise ValueError(f"{path}: not valid JSON: {why} ({what})") from None
+
+
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> None:
     # Serialise first: an object that cannot be encoded must not touch the existing file.
     separators = (",", ":") if indent is None else (",", ": ")

@@ -66,6 +66,7 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
     budget = suggest_budget(real_ap, count_per_category(inputs.train.dataset))
     extras = {"headline": lead, "compute": compute_table(inputs.rows), "leakage": leakage(inputs),
               "starter": starter_summary(inputs), "budget": budget,
+              "realism": {k: m["realism"] for k, m in inputs.manifests.items() if "realism" in m},
               "slices": slice_metrics(test, evals, inputs.slice_by)}
     examples = []
     for folder, gen in inputs.generated.items():

@@ -108,53 +108,57 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> list[str]:
+    """A markdown table; the first `left` columns are left-aligned, the rest right-aligned (numbers)."""
+    align = "|" + "---|" * left + "---:|" * (len(headers) - left)
+    return ["| " + " | ".join(headers) + " |", align] + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+
+
 def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_examples: int = 0) -> str:
     arms, ctx = metrics["arms"], metrics["context"]
     lines = [f"# {metrics['title']}", ""]
     lead = metrics.get("headline")
     if lead:
         lines += [f"## Verdict: {_scope(lead)}", "", _verdict_line(lead), "", _mdd_sentence(lead), ""]
-    for k, v in ctx.items():
-        lines.append(f"- **{k}**: {v}")
+    lines += [f"- **{k}**: {v}" for k, v in ctx.items()]
     if metrics.get("starter"):
         lines.append(f"- **starting weights**: {metrics['starter']}")
-    lines += ["", "## Arms (COCO metrics on the real test split, ×100, mean ± std over seeds)", "",
-              "| arm | train images | seeds | " + " | ".join(HEADLINE) + " |",
-              "|---|---:|---|" + "---:|" * len(HEADLINE)]
-    for name, a in arms.items():
-        cells = [_fmt(a[k], a[f"{k}_std"]) for k in HEADLINE]
-        lines.append(f"| {name} | {a['train_images']} | {a['seeds']} | " + " | ".join(cells) + " |")
+    lines += ["", "## Arms (COCO metrics on the real test split, ×100, mean ± std over seeds)", ""]
+    lines += _table(["arm", "train images", "seeds", *HEADLINE],
+                    [[name, a["train_images"], a["seeds"], *(_fmt(a[k], a[f"{k}_std"]) for k in HEADLINE)]
+                     for name, a in arms.items()])
     classes = list(dict.fromkeys(c for a in arms.values() for c in a["per_class"]))
-    lines += ["", "## Per class AP50-95 (×100)", "", "| class | test objects | " + " | ".join(arms) + " |",
-              "|---|---:|" + "---:|" * len(arms)]
-    for c in classes:
-        n_gt = next((a["per_class"][c]["n_gt"] for a in arms.values() if c in a["per_class"]), None)
-        cells = [_fmt(a["per_class"].get(c, {}).get("AP50_95"), a["per_class"].get(c, {}).get("AP50_95_std"))
-                 for a in arms.values()]
-        lines.append(f"| {c} | {n_gt} | " + " | ".join(cells) + " |")
-    slices = metrics.get("slices")
-    if slices:
-        arm_names = list(arms)
-        lines += ["", "## Slices (mAP50-95 x100 on test images with the attribute value)", "",
-                  "| attribute | value | images | " + " | ".join(arm_names) + " |", "|---|---|---:|" + "---:|" * len(arm_names)]
-        lines += [f"| {r['attribute']} | {r['value']} | {r['images']} | " + " | ".join(_fmt(r.get(a)) for a in arm_names) + " |"
-                  for r in slices]
-    compute = metrics.get("compute")
-    if compute:
-        lines += ["", "## Compute per arm (every seed alike)", "",
-                  "| arm | train images | epochs | optimiser steps | images seen | train time (s, mean) | reused runs |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        for arm, c in compute.items():
-            secs = "n/a" if c.get("train_seconds") is None else f"{c['train_seconds']:.0f}"
-            lines.append(f"| {arm} | {c.get('train_images')} | {c.get('epochs')} | {c.get('steps')} | "
-                         f"{c.get('images_seen')} | {secs} | {c.get('reused', 0)} |")
+    lines += ["", "## Per class AP50-95 (×100)", ""]
+    lines += _table(["class", "test objects", *arms], [
+        [c, next((a["per_class"][c]["n_gt"] for a in arms.values() if c in a["per_class"]), None),
+         *(_fmt(a["per_class"].get(c, {}).get("AP50_95"), a["per_class"].get(c, {}).get("AP50_95_std"))
+           for a in arms.values())] for c in classes])
+    if metrics.get("slices"):
+        lines += ["", "## Slices (mAP50-95 x100 on test images with the attribute value)", ""]
+        lines += _table(["attribute", "value", "images", *arms], [
+            [r["attribute"], r["value"], r["images"], *(_fmt(r.get(a)) for a in arms)] for r in metrics["slices"]], 2)
+    if metrics.get("compute"):
+        lines += ["", "## Compute per arm (every seed alike)", ""]
+        lines += _table(["arm", "train images", "epochs", "optimiser steps", "images seen", "train time (s, mean)",
+                         "reused runs"], [
+            [arm, c.get("train_images"), c.get("epochs"), c.get("steps"), c.get("images_seen"),
+             "n/a" if c.get("train_seconds") is None else f"{c['train_seconds']:.0f}", c.get("reused", 0)]
+            for arm, c in metrics["compute"].items()])
     lines += ["", "## Comparisons", ""]
-    for comp in metrics["comparisons"]:
-        lines.append(_verdict_line(comp))
+    lines += [_verdict_line(comp) for comp in metrics["comparisons"]]
     lines += ["", "Two 95 % intervals for the difference: a paired bootstrap over test images of the seed-averaged "
               "mAP (test-set noise), and a Welch t-interval over the per-seed mAPs (training noise). A change is "
               "claimed only when both lie on the same side of 0; with few seeds and a short CPU training the "
               "per-seed interval is wide, and that is the honest answer."]
+    if metrics.get("realism"):
+        lines += ["", "## Realism audit (generated objects vs the real objects of the same frames; medians)", ""]
+        lines += _table(["data", "frames", "objects", "n", "abs log luminance", "log sharpness", "log noise", "seam"], [
+            [folder, scope, who, r.get("n", 0),
+             *(_num(r.get(k)) for k in ("abs_log_luminance", "log_sharpness", "log_noise", "seam"))]
+            for folder, audit in metrics["realism"].items() for scope in ("all", "dark") for who in ("inserted", "real")
+            for r in [audit.get(scope, {}).get(who, {})]], 3)
+        lines += ["", "Scores against the ring of background around each box (generators/realism.py): 0 means "
+                  "the object matches its surroundings; real objects are the yardstick."]
     leaks = metrics.get("leakage")
     if leaks is not None:
         lines += ["", "## Leakage check", ""]
@@ -162,13 +166,11 @@ def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_exam
                      "arm or in the starting weights' training images (when they come with a manifest)"
                      if not leaks else f"- **{len(leaks)} leaks found**:")
         lines += [f"  - {x}" for x in leaks[:20]]
-    budget = metrics.get("budget")
-    if budget:
+    if metrics.get("budget"):
         lines += ["", "## Suggested generation budget for the next run (heuristic)", "",
                   "Objects per class, from each class's AP shortfall against the best class of the `real` arm and "
-                  "its rarity in the real training data:", "",
-                  "| class | suggested objects |", "|---|---:|"]
-        lines += [f"| {c} | {n} |" for c, n in budget.items()]
+                  "its rarity in the real training data:", ""]
+        lines += _table(["class", "suggested objects"], list(metrics["budget"].items()))
     if figures or n_examples:
         lines += ["", "## Plots", ""]
         lines += [f"![{f}](plots/{f}.png)" for f in figures]
@@ -222,6 +224,10 @@ def render_html(md: str, figures: dict[str, bytes], examples: list[tuple[str, by
 def _inline(text: str) -> str:
     text = html.escape(text)
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:+.2f}"
 
 
 def _scope(c: dict[str, Any]) -> str:

@@ -110,6 +110,15 @@ def _sample_row(rows: np.ndarray, camera: GroundModel, rng: np.random.Generator)
     return int(rows[np.argmin(np.abs(rows - target))])
 
 
+def _settle(req: ObjectRequest, p: Placement | None, why: str, tries: int, placed: list[Placement],
+            unplaced: list[tuple[str, str]]) -> None:
+    """A request's outcome: placed, or unplaced with the last reason its tries ran into."""
+    if p is None:
+        unplaced.append((req.category, f"{why} (after {tries} tries)"))
+    else:
+        placed.append(p)
+
+
 def place_objects(
     image_size: tuple[int, int], camera: GroundModel, region: GroundRegion, existing: Sequence[tuple[int, Box]],
     requests: Sequence[ObjectRequest], rng: np.random.Generator, config: PlacementConfig = PlacementConfig(), *,
@@ -184,10 +193,7 @@ def place_objects(
                         "pixel_height": round(h, 2), "roadside": use_side, **dict(req.params)},
             )
             break
-        if p is None:
-            unplaced.append((req.category, f"{why} (after {config.tries} tries)"))
-        else:
-            placed.append(p)
+        _settle(req, p, why, config.tries, placed, unplaced)
     return placed, unplaced
 
 
@@ -231,8 +237,5 @@ def place_random(
                           region_source="random", visible_box=box,
                           params={"aspect": round(aspect, 3), "pixel_height": round(h, 2), **dict(req.params)})
             break
-        if p is None:
-            unplaced.append((req.category, f"{why} (after {config.tries} tries)"))
-        else:
-            placed.append(p)
+        _settle(req, p, why, config.tries, placed, unplaced)
     return placed, unplaced

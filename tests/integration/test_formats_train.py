@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES
+from tests.unit.test_formats import horses_on_imported
 
 
 @pytest.mark.slow
@@ -18,14 +18,8 @@ def test_import_generate_export_and_train_ultralytics_with_nothing_converted_by_
 
     run = CliRunner().invoke
     assert run(app, ["import", "kitti", str(FIXTURES / "kitti"), "--out", str(tmp_path / "k")]).exit_code == 0
-    cfg = yaml.safe_load((ROOT / "configs" / "animals.yaml").read_text())
-    cfg["generate"]["scenes"] = [{"name": "kitti", "format": "coco", "path": str(tmp_path / "k" / "annotations.json"),
-                                  "images_root": str(tmp_path / "k" / "images"), "region_failure": "lower-image"}]
-    cfg["generate"]["cutouts"] = [{"kind": "weizmann", "path": str(ROOT / "data/sample/cutouts/weizmann_horse")}]
-    cfg["generate"]["insert"]["categories"] = {"horse": 1.0}
-    cfg["generate"].update(n_images=8, chunk_size=4)
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    r = run(app, ["generate", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "gen")])
+    config = horses_on_imported(tmp_path / "k", tmp_path / "c.yaml", 8)
+    r = run(app, ["generate", str(config), "--out", str(tmp_path / "gen")])
     assert r.exit_code == 0, r.output
     anns = json.loads((tmp_path / "gen" / "annotations.json").read_text())["annotations"]
     assert {a["provenance"]["placement"]["scale_source"] for a in anns if "provenance" in a} == {"calibration"}

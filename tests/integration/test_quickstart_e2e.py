@@ -75,6 +75,7 @@ def test_quickstart_end_to_end_offline(tmp_path, network_audit, prefect_harness)
     report = (out / "report.md").read_text()
     assert report.startswith("# roadsynth experiment") and "## Verdict: Ambulance AP50" in report
     assert "This run can detect differences of at least" in report and ", over seeds " in report
+    assert "## Realism audit" in report and metrics["realism"]["generated"]["all"]["inserted"]["n"] > 0
     assert (out / "runs.csv").exists() and (out / "config.yaml").exists()
 
     # The ablation arm placed the same cut-outs without geometry.

@@ -133,6 +133,18 @@ def test_calibration_and_label_maps_reach_the_geometry(tmp_path):
     assert placed and all(p["scale_source"] == "calibration" and 40 <= p["contact"][1] < 58 for p in placed)
 
 
+def horses_on_imported(imported, path, n):
+    """A config that pastes horses on the frames of an imported (COCO) folder, sized by their calibration."""
+    cfg = yaml.safe_load((ROOT / "configs" / "animals.yaml").read_text())
+    cfg["generate"]["scenes"] = [{"name": "imported", "format": "coco", "path": str(imported / "annotations.json"),
+                                  "images_root": str(imported / "images"), "region_failure": "lower-image"}]
+    cfg["generate"]["cutouts"] = [{"kind": "weizmann", "path": str(ROOT / "data/sample/cutouts/weizmann_horse")}]
+    cfg["generate"]["insert"]["categories"] = {"horse": 1.0}
+    cfg["generate"].update(n_images=n, chunk_size=4)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 def test_import_then_generate_sizes_objects_by_the_kitti_calibration(tmp_path):
     from roadsynth.config import load_config
     from roadsynth.generate import generate_dataset
@@ -142,14 +154,7 @@ def test_import_then_generate_sizes_objects_by_the_kitti_calibration(tmp_path):
     raw = json.loads((tmp_path / "k" / "annotations.json").read_text())
     assert raw["images"][1]["camera"]["source"] == "kitti-calib"
     assert all("segmentation" in a for a in raw["annotations"])
-    cfg = yaml.safe_load((ROOT / "configs" / "animals.yaml").read_text())
-    cfg["generate"]["scenes"] = [{"name": "kitti", "format": "coco", "path": str(tmp_path / "k" / "annotations.json"),
-                                  "images_root": str(tmp_path / "k" / "images"), "region_failure": "lower-image"}]
-    cfg["generate"]["cutouts"] = [{"kind": "weizmann", "path": str(ROOT / "data/sample/cutouts/weizmann_horse")}]
-    cfg["generate"]["insert"]["categories"] = {"horse": 1.0}
-    cfg["generate"].update(n_images=4, chunk_size=4)
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    ds = generate_dataset(load_config(tmp_path / "c.yaml"), tmp_path / "gen")
+    ds = generate_dataset(load_config(horses_on_imported(tmp_path / "k", tmp_path / "c.yaml", 4)), tmp_path / "gen")
     placed = [a.provenance.params["placement"] for a in ds.annotations if a.generated]
     assert placed and {p["scale_source"] for p in placed} == {"calibration"}
     for p in placed:  # a 1.6 m horse at distance d through KITTI's fy = 721.5: about 721.5 * 1.6 / d px tall

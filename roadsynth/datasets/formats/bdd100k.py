@@ -7,11 +7,10 @@ drivable-area maps, when given as `drivable_maps`, serve as label maps: 0 = dire
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from roadsynth.datasets.formats import Categories
-from roadsynth.datasets.io import ImageLoadError, image_size, inside
+from roadsynth.datasets.io import ImageLoadError, image_size, inside, read_json
 from roadsynth.datasets.records import Annotation, Box, Dataset, DatasetSplit, ImageRecord
 
 CLASSES = ("pedestrian", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle", "traffic light",
@@ -26,12 +25,7 @@ def read_bdd100k(labels: str | Path, images_root: str | Path | None, *, class_ma
     if images_root is None:
         raise ValueError(f"{labels}: BDD100K labels need `images_root` (the folder of the images they name)")
     images_root = Path(images_root)
-    try:
-        frames = json.loads(labels.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{labels}: BDD100K label file not found") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{labels}: not valid JSON ({e})") from None
+    frames = read_json(labels, "BDD100K label file")
     if isinstance(frames, dict) and "frames" in frames:  # the Scalabel export wraps the list
         frames = frames["frames"]
     if not isinstance(frames, list):

@@ -9,13 +9,13 @@ or log's description where it says so ("night", "rain").
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from roadsynth.datasets.formats import Categories, camera_block
+from roadsynth.datasets.io import read_json
 from roadsynth.datasets.records import Annotation, Box, Dataset, DatasetSplit, ImageRecord
 
 
@@ -26,12 +26,7 @@ def _tables(root: Path, version: str, names: tuple[str, ...]) -> dict[str, list[
     out = {}
     for name in names:
         path = folder / f"{name}.json"
-        try:
-            out[name] = json.loads(path.read_text())
-        except FileNotFoundError:
-            out[name] = []
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
+        out[name] = read_json(path, f"{name} table") if path.exists() else []
     return out
 
 
