@@ -58,7 +58,7 @@ def training_key(detector: dict[str, Any], train: DatasetSplit, val: DatasetSpli
         "train": split_fingerprint(train),
         "val": split_fingerprint(val),
         "seed": seed,
-        "versions": {"roadsynth": __version__, **{d: _version(d) for d in ("ultralytics", "torch")}},
+        "versions": {"roadsynth": __version__, **{d: library_version(d) for d in ("ultralytics", "torch")}},
     }
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:32], desc
 
@@ -109,7 +109,8 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _version(dist: str) -> str | None:
+def library_version(dist: str) -> str | None:
+    """An installed distribution's version (None when it is not installed)."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

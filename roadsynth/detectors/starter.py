@@ -18,21 +18,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import time
 from dataclasses import replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from roadsynth.config import StarterConfig, save_config
-from roadsynth.datasets.io import atomic_write_json
+import yaml
+
+from roadsynth.config import StarterConfig
+from roadsynth.datasets.io import atomic_write_json, atomic_write_text
 from roadsynth.datasets.merge import link_merged
 from roadsynth.datasets.records import Category, Dataset
 from roadsynth.datasets.sources import read_dataset
 from roadsynth.datasets.split import filter_dataset, split_dataset
 from roadsynth.detectors.base import DatasetSplit
+from roadsynth.detectors.reuse import library_version
 
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.pt"
@@ -80,7 +83,8 @@ def train_starter(cfg: StarterConfig, out_dir: Path) -> dict[str, Any]:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out_dir / "config.yaml")
+    portable = relative_paths(cfg.model_dump(mode="json"), out_dir)  # the folder is meant to be committed
+    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(portable, sort_keys=False))
     parts = [(Path(s.path).name if s.format == "yolo" else Path(s.path).stem, read_dataset(s)) for s in cfg.sources]
     merged = link_merged(parts, out_dir / "images")
     ds, dropped = select_images(merged.dataset, cfg)
@@ -105,17 +109,28 @@ def train_starter(cfg: StarterConfig, out_dir: Path) -> dict[str, Any]:
         "classes": list(cfg.classes),
         "weights": WEIGHTS,
         "weights_sha256": hashlib.sha256((out_dir / WEIGHTS).read_bytes()).hexdigest(),
-        "versions": {"roadsynth": _version("roadsynth"), "ultralytics": _version("ultralytics"),
-                     "torch": _version("torch"), "python": platform.python_version()},
+        "versions": {d: library_version(d) for d in ("roadsynth", "ultralytics", "torch")}
+                    | {"python": platform.python_version()},
         "train_seconds": round(seconds, 1),
         "val_metrics": metrics,
         "n_images": {"train": len(train.dataset.images), "val": len(val.dataset.images)},
         "images": images,
         "excluded": dropped,
-        "config": cfg.model_dump(mode="json"),
+        "config": portable,
     }
     atomic_write_json(out_dir / MANIFEST, manifest, indent=1)
     return manifest
+
+
+def relative_paths(node: Any, base: Path) -> Any:
+    """A config dump with absolute paths made relative to `base` (a starter folder travels with its repo)."""
+    if isinstance(node, dict):
+        return {k: relative_paths(v, base) for k, v in node.items()}
+    if isinstance(node, list):
+        return [relative_paths(v, base) for v in node]
+    if isinstance(node, str) and Path(node).is_absolute():
+        return os.path.relpath(node, Path(base).resolve())
+    return node
 
 
 def load_manifest(weights: Path) -> dict[str, Any] | None:
@@ -130,10 +145,3 @@ def load_manifest(weights: Path) -> dict[str, Any] | None:
         return manifest
     except (ValueError, AttributeError) as e:
         raise ValueError(f"{path}: not a starter manifest ({e})") from None
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
