@@ -8,6 +8,7 @@ as a single uninterrupted one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -66,7 +67,7 @@ class FrameGeometry:
 
     src: SceneSource
     ds: Dataset
-    root: object  # the source's images folder (Path)
+    root: Path  # the source's images folder
     rec: ImageRecord
     existing: list[Annotation]
     rgb: np.ndarray = field(repr=False)
@@ -104,8 +105,8 @@ def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: d
     rec = next(im for im in ds.images if im.id == job.frame_id)
     existing = [a for a in ds.annotations if a.image_id == rec.id]
     names = {c.id: c.name for c in ds.categories}
-    rgb = load_image(inside(root, rec.file_name, f"scene source `{src.name}` image {rec.id}"),
-                     max_pixels=cfg.max_image_pixels)
+    path = inside(root, rec.file_name, f"scene source `{src.name}` image {rec.id}")
+    rgb = load_image(path, max_pixels=cfg.max_image_pixels)
     if min(rgb.shape[:2]) < MIN_FRAME_SIDE:
         raise ValueError(f"scene source `{src.name}` image {rec.id} ({rec.file_name}) is {rgb.shape[1]}x{rgb.shape[0]}: "
                          f"too small to be a road frame (under {MIN_FRAME_SIDE} px)")
@@ -123,7 +124,7 @@ def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: d
     camera = ground_model(src.camera, w, h, fits[job.scene_source], calibration)
     ego = ego_mask(src, rec, w, h)
     return FrameGeometry(src, ds, root, rec, existing, rgb, frame, camera, ego,
-                         ground_region(frame, src, camera, rgb, ego), jpeg_quality(inside(root, rec.file_name, "")))
+                         ground_region(frame, src, camera, rgb, ego), jpeg_quality(path))
 
 
 def pseudo_labels(src: SceneSource, image_id: int, ds: Dataset, found: list[tuple[str, Box, float]]
