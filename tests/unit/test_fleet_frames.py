@@ -21,8 +21,9 @@ DASH = DATA / "dashcam"
 
 
 def config(tmp_path, **scene):
+    """configs/dashcam.yaml without its detector (the unit layer runs without torch), changed by `scene`."""
     cfg = load_config(ROOT / "configs" / "dashcam.yaml").model_dump(mode="json")
-    cfg["generate"]["scenes"][0].update(scene)
+    cfg["generate"]["scenes"][0].update({"pseudo_labels": None, **scene})
     cfg["generate"]["n_images"] = 12
     path = tmp_path / "dash.yaml"
     path.write_text(yaml.safe_dump(cfg))
