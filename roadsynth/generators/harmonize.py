@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from roadsynth.generators.realism import noise_sigma
+from roadsynth.generators.realism import gradient, noise_sigma
 
 
 @dataclass(frozen=True)
@@ -131,15 +131,15 @@ def match_tone_color(obj: np.ndarray, inside: np.ndarray, ring_rgb: np.ndarray, 
     return cv2.cvtColor(np.clip(np.round(lab), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
-def edge_blur_sigma(gray: np.ndarray, region: np.ndarray, reblur: float = 1.0) -> float | None:
+def edge_blur_sigma(gray: np.ndarray, region: np.ndarray, reblur: float = 1.0, grad: np.ndarray | None = None
+                    ) -> float | None:
     """Blur (Gaussian sigma, px) of the strong edges in `region`: gradient ratio R of the image to a re-blurred
-    copy at edge pixels gives sigma = reblur / sqrt(R^2 - 1) (Zhuo & Sim 2011)."""
-    g = gray.astype(np.float32)
-    grad = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
-    gb = cv2.GaussianBlur(g, (0, 0), reblur)
-    gradb = cv2.magnitude(cv2.Sobel(gb, cv2.CV_32F, 1, 0), cv2.Sobel(gb, cv2.CV_32F, 0, 1))
+    copy at edge pixels gives sigma = reblur / sqrt(R^2 - 1) (Zhuo & Sim 2011). `grad`: `gradient(gray)`."""
     if not region.any():
         return None
+    g = gray.astype(np.float32)
+    grad = gradient(g) if grad is None else grad
+    gradb = gradient(cv2.GaussianBlur(g, (0, 0), reblur))
     mean, std = cv2.meanStdDev(grad, mask=region.view(np.uint8))
     sel = region & (grad > max(float(mean[0, 0] + 1.3 * std[0, 0]), 12.0))
     if np.count_nonzero(sel) < 15:

@@ -27,7 +27,7 @@ from roadsynth.generators.harmonize import (
     refine_alpha,
 )
 from roadsynth.generators.occlusion import draw_far_to_near, occluded
-from roadsynth.generators.realism import RealismLimits, noise_sigma, object_scores, regions, ring_px
+from roadsynth.generators.realism import RealismLimits, gradient, noise_sigma, object_scores, regions, ring_px
 from roadsynth.generators.verify import mask_box, verify_object
 from roadsynth.geometry.records import Placement
 
@@ -208,15 +208,16 @@ class PasteInserter:
         jitter = (1 + rng.uniform(-j, j), rng.uniform(-40 * j, 40 * j) / 4, rng.uniform(-40 * j, 40 * j) / 4)
         if m.tone or m.color:
             o = match_tone_color(o, inside, before[ring], m, jitter)
-        gray_bg = cv2.cvtColor(before, cv2.COLOR_RGB2GRAY)
+        gray_bg = cv2.cvtColor(before, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grad_bg = gradient(gray_bg) if m.sharpness or m.noise else None
         if m.sharpness:
-            s_ring = edge_blur_sigma(gray_bg, ring)
+            s_ring = edge_blur_sigma(gray_bg, ring, grad=grad_bg)
             core = cv2.erode(inside.view(np.uint8), np.ones((3, 3), np.uint8), iterations=2).astype(bool)
             s_obj = edge_blur_sigma(cv2.cvtColor(o, cv2.COLOR_RGB2GRAY), core)
             if s_ring is not None and s_obj is not None and s_ring > s_obj + 0.2:
                 o = blur_inside(o, a, min(float(np.sqrt(s_ring**2 - s_obj**2)), 4.0))
         if m.noise:
-            o = add_noise(o, inside, noise_sigma(gray_bg, ring), rng)
+            o = add_noise(o, inside, noise_sigma(gray_bg, ring, grad_bg), rng)
         return o
 
     def _shadow(self, bg: np.ndarray, cx: float, bottom: float, width: int, height: int) -> np.ndarray:

@@ -39,11 +39,18 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-def noise_sigma(gray: np.ndarray, region: np.ndarray | None = None) -> float | None:
-    """Immerkaer's (1996) noise estimate over the flattest half of `region` (texture would read as noise)."""
+def gradient(gray: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude (float32) of a grey image; shared by the noise, blur and seam measures."""
+    g = gray.astype(np.float32)
+    return cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+
+
+def noise_sigma(gray: np.ndarray, region: np.ndarray | None = None, grad: np.ndarray | None = None) -> float | None:
+    """Immerkaer's (1996) noise estimate over the flattest half of `region` (texture would read as noise).
+    `grad`: `gradient(gray)` when the caller has it already."""
     g = gray.astype(np.float32)
     resp = np.abs(cv2.filter2D(g, -1, _NOISE_KERNEL, borderType=cv2.BORDER_REFLECT))
-    grad = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+    grad = gradient(g) if grad is None else grad
     inner = np.zeros(g.shape, bool)
     inner[1:-1, 1:-1] = True
     sel = inner if region is None else (inner & region)
@@ -91,17 +98,18 @@ def object_scores(img: np.ndarray, box: Box, silhouette: np.ndarray | None = Non
         return {"log_luminance": None, "log_sharpness": None, "log_noise": None}
     g = gray.astype(np.float32)
     lap = np.abs(cv2.Laplacian(cv2.GaussianBlur(g, (0, 0), 0.7), cv2.CV_32F))
+    grad = gradient(g)
     out = {
         "log_luminance": _log_ratio(float(g[obj].mean()) + 1.0, float(g[ring].mean()) + 1.0),
         "log_sharpness": _log_ratio(float(lap[obj].std()) + 0.5, float(lap[ring].std()) + 0.5),
-        "log_noise": _log_ratio(noise_sigma(gray, obj), noise_sigma(gray, ring)),
+        "log_noise": _log_ratio(noise_sigma(g, obj, grad), noise_sigma(g, ring, grad)),
     }
     if silhouette is not None:
-        out["seam"] = seam_score(g, silhouette)
+        out["seam"] = seam_score(g, silhouette, grad)
     return out
 
 
-def seam_score(gray: np.ndarray, silhouette: np.ndarray) -> float | None:
+def seam_score(gray: np.ndarray, silhouette: np.ndarray, grad: np.ndarray | None = None) -> float | None:
     """Mean gradient on the silhouette's edge over the mean gradient in bands just inside and outside it."""
     m = silhouette.astype(np.uint8)
     if m.sum() < 30:
@@ -112,7 +120,7 @@ def seam_score(gray: np.ndarray, silhouette: np.ndarray) -> float | None:
     outside = (cv2.dilate(m, k, iterations=4) - cv2.dilate(m, k, iterations=2)).astype(bool)
     if inside.sum() < 10 or outside.sum() < 10:
         return None
-    grad = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    grad = gradient(gray) if grad is None else grad
     ref = max(float(grad[inside].mean()), float(grad[outside].mean()), 1.0)
     return round(float(grad[edge].mean()) / ref, 4)
 
