@@ -15,6 +15,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from roadsynth.geometry.regions import polygon_mask
+
 EGO_KEY = -1  # the ego mask's key among a frame's occluders (annotation ids are >= 1)
 
 
@@ -43,11 +45,7 @@ def none(width: int, height: int, reason: str = "") -> EgoMask:
 
 
 def from_polygon(points: Sequence[tuple[float, float]], width: int, height: int) -> EgoMask:
-    if len(points) < 3:
-        raise ValueError(f"an ego polygon needs at least 3 points, but got {len(points)}")
-    m = np.zeros((height, width), np.uint8)
-    cv2.fillPoly(m, [np.round(np.asarray(points, float)).astype(np.int32)], 1)
-    return EgoMask(m.astype(bool), "config-polygon")
+    return EgoMask(polygon_mask(points, width, height, "ego polygon"), "config-polygon")
 
 
 def bottom_band(frac: float, width: int, height: int) -> EgoMask:

@@ -44,12 +44,17 @@ def from_mask(mask: np.ndarray, source: str = "annotation", min_component_px: in
     return GroundRegion(keep[labels], source)
 
 
-def from_polygon(points: Sequence[tuple[float, float]], width: int, height: int) -> GroundRegion:
+def polygon_mask(points: Sequence[tuple[float, float]], width: int, height: int, what: str = "polygon") -> np.ndarray:
+    """A filled polygon (image pixel coordinates) as a boolean mask of the image's size."""
     if len(points) < 3:
-        raise ValueError(f"a ground polygon needs at least 3 points, but got {len(points)}")
+        raise ValueError(f"a {what} needs at least 3 points, but got {len(points)}")
     m = np.zeros((height, width), np.uint8)
     cv2.fillPoly(m, [np.round(np.asarray(points, float)).astype(np.int32)], 1)
-    return GroundRegion(m.astype(bool), "config")
+    return m.astype(bool)
+
+
+def from_polygon(points: Sequence[tuple[float, float]], width: int, height: int) -> GroundRegion:
+    return GroundRegion(polygon_mask(points, width, height, "ground polygon"), "config")
 
 
 class RegionError(ValueError):

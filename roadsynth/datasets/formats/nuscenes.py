@@ -19,7 +19,9 @@ from roadsynth.datasets.io import read_json
 from roadsynth.datasets.records import Annotation, Box, Dataset, DatasetSplit, ImageRecord
 
 
-def _tables(root: Path, version: str, names: tuple[str, ...]) -> dict[str, list[dict]]:
+def _tables(root: Path, version: str, names: tuple[str, ...]
+            ) -> tuple[dict[str, list[dict]], dict[str, dict[str, dict]]]:
+    """(rows per table, rows per table by token) of the named tables (a missing table has no rows)."""
     folder = root / version
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: nuScenes/nuImages table folder not found (version {version!r})")
@@ -27,6 +29,14 @@ def _tables(root: Path, version: str, names: tuple[str, ...]) -> dict[str, list[
     for name in names:
         path = folder / f"{name}.json"
         out[name] = read_json(path, f"{name} table") if path.exists() else []
+    by = {name: {r["token"]: r for r in rows} for name, rows in out.items() if rows and "token" in rows[0]}
+    return out, by
+
+
+def _group(rows: list[dict], key: str) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r[key], []).append(r)
     return out
 
 
@@ -85,13 +95,10 @@ def _conditions(text: str) -> dict:
 def read_nuscenes(root: str | Path, *, version: str = "v1.0-mini", class_map: dict[str, str] | None = None
                   ) -> DatasetSplit:
     root = Path(root)
-    t = _tables(root, version, ("sample_data", "calibrated_sensor", "sensor", "ego_pose", "sample", "scene",
-                                "sample_annotation", "instance", "category", "visibility", "log"))
-    by = {name: {r["token"]: r for r in rows} for name, rows in t.items() if rows and "token" in rows[0]}
+    t, by = _tables(root, version, ("sample_data", "calibrated_sensor", "sensor", "ego_pose", "sample", "scene",
+                                    "sample_annotation", "instance", "category", "visibility", "log"))
     sensors = by.get("sensor", {})
-    anns_by_sample: dict[str, list[dict]] = {}
-    for a in t["sample_annotation"]:
-        anns_by_sample.setdefault(a["sample_token"], []).append(a)
+    anns_by_sample = _group(t["sample_annotation"], "sample_token")
     cats = Categories((), class_map)
     records, anns, problems = [], [], []
     for sd in t["sample_data"]:
@@ -130,12 +137,9 @@ def read_nuscenes(root: str | Path, *, version: str = "v1.0-mini", class_map: di
 def read_nuimages(root: str | Path, *, version: str = "v1.0-mini", class_map: dict[str, str] | None = None
                   ) -> DatasetSplit:
     root = Path(root)
-    t = _tables(root, version, ("sample_data", "calibrated_sensor", "sensor", "object_ann", "category", "attribute",
-                                "sample", "log"))
-    by = {name: {r["token"]: r for r in rows} for name, rows in t.items() if rows and "token" in rows[0]}
-    obj_by_sd: dict[str, list[dict]] = {}
-    for o in t["object_ann"]:
-        obj_by_sd.setdefault(o["sample_data_token"], []).append(o)
+    t, by = _tables(root, version, ("sample_data", "calibrated_sensor", "sensor", "object_ann", "category",
+                                    "attribute", "sample", "log"))
+    obj_by_sd = _group(t["object_ann"], "sample_data_token")
     cats = Categories((), class_map)
     records, anns, problems = [], [], []
     for sd in t["sample_data"]:
