@@ -36,10 +36,26 @@ def arm_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+class _KeptAP:
+    """A per-image evaluation whose `ap()` results are kept. Every comparison draws the same resamples (one
+    bootstrap seed), and `ap()` returns all metrics at once, so an arm's AP on a resample is computed once
+    instead of once per comparison and metric (12 comparisons of 3 arms: 4x fewer COCO accumulations)."""
+
+    def __init__(self, ev: Any):
+        self.ev, self.image_ids, self._kept = ev, ev.image_ids, {}
+
+    def ap(self, weights: np.ndarray | None = None, category_ids: Sequence[int] | None = None) -> dict[str, float]:
+        key = (None if weights is None else weights.tobytes(), None if category_ids is None else tuple(category_ids))
+        if key not in self._kept:
+            self._kept[key] = self.ev.ap(weights, category_ids)
+        return self._kept[key]
+
+
 def compare(evals: dict[str, list], pairs: Sequence[tuple[str, str]], targets: Sequence[tuple[str, int]], *,
             n_boot: int = 500, seed: int = 0) -> list[dict[str, Any]]:
     """All comparison entries. `evals[arm]` holds one `PerImageEval` per seed (same test images);
     `targets` are (class name, test category id)."""
+    evals = {arm: [_KeptAP(e) for e in runs] for arm, runs in evals.items()}
     out = []
     for arm, base in pairs:
         if arm not in evals or base not in evals:

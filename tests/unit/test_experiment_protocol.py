@@ -98,6 +98,30 @@ def test_per_class_comparisons_carry_class_both_intervals_and_mdd():
     assert abs(overall["difference"]) < 0.75 * abs(amb["difference"])
 
 
+def test_comparisons_compute_each_arm_resample_once_and_match_uncached_bootstrap():
+    from roadsynth.evaluation.stats import paired_bootstrap
+
+    evals = synthetic_runs(60, 0.3, 2, np.random.default_rng(2))
+    evals["real+random"] = synthetic_runs(60, 0.1, 2, np.random.default_rng(3))["real+generated"]
+    calls = {"n": 0}
+    for runs in evals.values():
+        for e in runs:
+            inner = e.ap
+
+            def counted(weights=None, category_ids=None, _inner=inner):
+                calls["n"] += 1
+                return _inner(weights, category_ids)
+
+            e.ap = counted
+    comps = compare(evals, arm_pairs(list(evals)), [("Ambulance", 2)], n_boot=50)
+    # 3 comparisons x 4 entries; each of the 6 runs is scored once per (resample, scope): 51 x 2 (+ per-seed, kept).
+    assert len(comps) == 12 and calls["n"] <= 6 * 51 * 2
+    plain = paired_bootstrap(evals["real"], evals["real+generated"], n_boot=50, metric="mAP50", category_ids=[2])
+    amb = next(c for c in comps if c["arm"] == "real+generated" and c["baseline"] == "real" and c["metric"] == "AP50")
+    assert (amb["difference"], amb["ci_low"], amb["ci_high"]) == (plain["difference"], plain["ci_low"],
+                                                                 plain["ci_high"])
+
+
 def test_no_effect_gives_no_claim_and_one_seed_has_no_detectable_difference():
     evals = synthetic_runs(120, 0.0, 3, np.random.default_rng(1))
     amb = headline(compare(evals, arm_pairs(list(evals)), [("Ambulance", 2)], n_boot=200), ["Ambulance"])
