@@ -7,7 +7,7 @@ medians of the realism scores (generators/realism.py) with the counts they come 
 - median log sharpness ratio within +-0.15 of the real objects' median.
 Variants: `matched` (the config as it is) and `as-cut` (insert.match: null, the pre-matching paste).
 
-    python benchmarks/realism.py configs/quickstart_frames.yaml [--n 64]
+    python benchmarks/realism.py configs/animals.yaml [--n 64]     # or configs/dashcam.yaml (fleet frames)
 """
 
 from __future__ import annotations
