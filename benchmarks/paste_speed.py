@@ -9,7 +9,8 @@ insertion itself, and it hits the floor too). A real run does not pay this: `roa
 1600x900 frames took the same wall time with the thresholds pinned or not (10.6-10.8 s vs 10.5-11.0 s).
 So the headline figures pin the thresholds (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_, for floor and
 paste alike, in a child process); the glibc-default figures and fault counts are printed beside them.
-Frames: the nuScenes CAM_FRONT keyframe (1600x900) plus CamVid frames upscaled to 1600x900 (the only
+`matching_step_cost_ms` shows what each matching step costs (feather with all matching on, minus feather
+with that step off; `refine_alpha` is the matting). Frames: the nuScenes CAM_FRONT keyframe (1600x900) plus CamVid frames upscaled to 1600x900 (the only
 other road frames bundled). Prints JSON.
 
     python benchmarks/paste_speed.py
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from roadsynth.datasets.io import encode_image, load_image  # noqa: E402
 from roadsynth.datasets.records import Box  # noqa: E402
 from roadsynth.generators.cutouts import CutoutBank, from_msrc, from_weizmann  # noqa: E402
+from roadsynth.generators.harmonize import MatchConfig, jpeg_quality  # noqa: E402
 from roadsynth.generators.paste import PasteInserter  # noqa: E402
 from roadsynth.geometry.records import Placement  # noqa: E402
 
@@ -67,12 +69,16 @@ def run_once(data: list[bytes], inserter: PasteInserter | None) -> float:
     for b in data:
         rgb = decode(b)
         if inserter is not None:
-            rgb, _ = inserter.insert(rgb, placements(rng), rng)
+            # As `roadsynth generate` does: the frame's JPEG quality (read from its tables) gives the objects
+            # the frame's compression texture.
+            rgb, _ = inserter.insert(rgb, placements(rng), rng, jpeg_quality=jpeg_quality(io.BytesIO(b)))
         encode_image(rgb, ".jpg", 92)
     return (time.perf_counter() - t) / len(data)
 
 
 ROUNDS = 9
+STEPS = {"tone_color": {"tone": False, "color": False}, "sharpness": {"sharpness": False},
+         "noise": {"noise": False}, "jpeg": {"jpeg": False}, "refine_alpha": {"refine_alpha": False}}
 PINNED = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
 
 
@@ -82,9 +88,12 @@ def measure() -> dict:
     data = frames()
     modes = {"floor": None, "feather": PasteInserter(bank, blend="feather"), "poisson": PasteInserter(bank, blend="poisson"),
              "feather_as_cut": PasteInserter(bank, blend="feather", match=None)}
+    # What each matching step costs: feather with all matching on but that step.
+    for step in STEPS:
+        modes[f"feather_without_{step}"] = PasteInserter(bank, blend="feather", match=MatchConfig(**STEPS[step]))
     times: dict[str, list[float]] = {m: [] for m in modes}
     faults = dict.fromkeys(modes, 0)
-    # Rounds interleave the three modes, so a slow spell of the (shared, 2-core) machine hits all of them;
+    # Rounds interleave the modes, so a slow spell of the (shared, 2-core) machine hits all of them;
     # ratios are medians of per-round ratios (each against the floor measured moments before).
     for _ in range(ROUNDS):
         for m, inserter in modes.items():
@@ -98,6 +107,10 @@ def measure() -> dict:
         "poisson_ms": round(min(times["poisson"]) * 1000, 1), "poisson_ratio": round(ratio["poisson"], 2),
         "feather_as_cut_ms": round(min(times["feather_as_cut"]) * 1000, 1),
         "feather_as_cut_ratio": round(ratio["feather_as_cut"], 2),
+        "matching_step_cost_ms": {step: {"feather_ms": round(min(times["feather"]) * 1000, 1),
+                                         "without_ms": round(min(times[f"feather_without_{step}"]) * 1000, 1),
+                                         "step_ms": round((min(times["feather"]) - min(times[f"feather_without_{step}"]))
+                                                          * 1000, 1)} for step in STEPS},
         "page_faults_per_frame": faults,
     }
 

@@ -5,7 +5,8 @@ medians of the realism scores (generators/realism.py) with the counts they come 
 - median |log luminance ratio| of inserted objects <= 1.2x that of the real objects, overall and in dark
   frames;
 - median log sharpness ratio within +-0.15 of the real objects' median.
-Variants: `matched` (the config as it is) and `as-cut` (insert.match: null, the pre-matching paste).
+Also: generated objects standing on or drawn over the ego vehicle (target 0) and the region sources
+(no silent fallbacks). Variants: `matched` (the config as it is) and `as-cut` (insert.match: null, the pre-matching paste).
 
     python benchmarks/realism.py configs/animals.yaml [--n 64]     # or configs/dashcam.yaml (fleet frames)
 """
@@ -18,11 +19,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from roadsynth.config import load_config  # noqa: E402
+from roadsynth.datasets.records import ImageRecord  # noqa: E402
 from roadsynth.generate import generate_dataset  # noqa: E402
+from roadsynth.scenes import ego_mask  # noqa: E402
 
 
 def targets(audit: dict) -> dict:
@@ -42,6 +48,37 @@ def targets(audit: dict) -> dict:
     return out
 
 
+def ego_check(cfg, out: Path, manifest: dict) -> dict:
+    """Generated objects whose contact point, or any visible pixel of whose mask, lies on its frame's ego mask
+    (both must be 0), and how every frame's drivable region was found (a fallback must be one the config
+    asked for: `region_failure: lower-image`)."""
+    sources = {s.name: s for s in cfg.generate.scenes}
+    data = json.loads((out / "annotations.json").read_text())
+    anns: dict[int, list[dict]] = {}
+    for a in data["annotations"]:
+        if "placement" in (a.get("provenance") or {}):  # inserted objects (pseudo-labels have no placement)
+            anns.setdefault(a["image_id"], []).append(a)
+    checked = contact_on_ego = pixels_on_ego = 0
+    for im in data["images"]:
+        w, h = im["width"], im["height"]
+        ego = ego_mask(sources[im["source"]], ImageRecord(im["id"], im["background"], w, h), w, h).mask
+        if not ego.any():
+            continue
+        for a in anns.get(im["id"], []):
+            checked += 1
+            cx, cy = a["provenance"]["placement"]["contact"]
+            contact_on_ego += bool(ego[min(int(cy), h - 1), min(int(cx), w - 1)])
+            drawn = np.zeros((h, w), np.uint8)
+            for poly in a["segmentation"]:
+                cv2.fillPoly(drawn, [np.round(np.asarray(poly).reshape(-1, 2) - 0.5).astype(np.int32)], 1)
+            pixels_on_ego += bool((drawn.astype(bool) & ego).any())
+    return {"objects_on_frames_with_ego_mask": checked, "contact_on_ego": contact_on_ego,
+            "visible_pixels_on_ego": pixels_on_ego, "ego_sources": manifest["ego_sources"],
+            "region_sources": manifest["region_sources"],
+            "frames_skipped": len(manifest["failures"]),
+            "skip_reasons": sorted({str(f.get("error", ""))[:90] for f in manifest["failures"]})}
+
+
 def run(config: Path, n: int | None) -> dict:
     base = load_config(config)
     results = {}
@@ -54,9 +91,10 @@ def run(config: Path, n: int | None) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             generate_dataset(cfg, Path(tmp) / "out")
             manifest = json.loads((Path(tmp) / "out" / "manifest.json").read_text())
+            ego = ego_check(cfg, Path(tmp) / "out", manifest)
         results[variant] = {"audit": manifest["realism"], "targets": targets(manifest["realism"]),
                             "generated_objects": manifest["generated_objects"],
-                            "rejected_objects": manifest["rejected_objects"]}
+                            "rejected_objects": manifest["rejected_objects"], "ego_and_regions": ego}
     return {"config": str(config), "images": n or base.generate.n_images, "variants": results}
 
 
