@@ -57,6 +57,7 @@ FLEET_FRAMES = {  # frame of data/sample/dashcam -> what it shows
     "road_obstacles_v2__loc2_empty.jpg": "dusk, frost",
     "road_obstacles_v2__loc1_storm.jpg": "snowstorm",
     "bdd100k__cc97fab0-f9a08d07.jpg": "white bonnet",
+    "bdd100k__caeb782d-4a20b7c4.jpg": "wet road, bonnet",  # no rain frame is bundled: the nearest one
 }
 
 
