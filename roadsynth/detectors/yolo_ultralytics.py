@@ -64,7 +64,22 @@ def _import_yolo():
 
     # If ultralytics was imported earlier (before our env var), its config dir is another one: cover it too.
     _place_fonts(Path(USER_CONFIG_DIR))
+    _restore_pillow_open()
     return YOLO
+
+
+def _restore_pillow_open() -> None:
+    """Put Pillow's own `Image.open` back. Importing Ultralytics replaces it, process-wide, with a wrapper
+    that meets any unidentifiable file by trying to pip-install pi-heif (a network call) and then raising
+    ModuleNotFoundError instead of Pillow's UnidentifiedImageError: a corrupt frame would stop a run instead
+    of being skipped and reported."""
+    import sys
+
+    from PIL import Image
+
+    original = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", None)
+    if original is not None and getattr(Image.open, "__module__", "") == "ultralytics.utils.patches":
+        Image.open = original
 
 
 class UnsafeWeightsError(ValueError):

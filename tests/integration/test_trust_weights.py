@@ -93,3 +93,23 @@ def test_the_ui_never_loads_weights_from_outside_the_experiment_folder(tmp_path)
         {"arm": "dots", "seed": 0, "mAP50_95": 0.9, "weights": "../best.pt"}))
     assert [r["arm"] for r in list_runs(exp)] == ["real"]
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_importing_ultralytics_leaves_pillow_reporting_corrupt_images(tmp_path):
+    """Ultralytics swaps PIL.Image.open for a wrapper that tries to pip-install pi-heif on a file it cannot
+    identify and raises ModuleNotFoundError: a corrupt frame must still be Pillow's own, reportable error."""
+    from PIL import Image, UnidentifiedImageError
+
+    from roadsynth.datasets.io import load_image
+    from roadsynth.detectors.yolo_ultralytics import _import_yolo
+
+    _import_yolo()
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    assert Image.open.__module__.startswith("PIL")
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(empty)
+    with pytest.raises(Exception) as e:
+        load_image(empty)
+    assert not isinstance(e.value, ModuleNotFoundError) and "empty.png" in str(e.value)
