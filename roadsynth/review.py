@@ -56,7 +56,7 @@ class Review:
 
     def annotations(self, index: int) -> list[Annotation]:
         im = self.dataset.images[index]
-        return [a for a in self.dataset.annotations if a.image_id == im.id]
+        return self.dataset.annotations_of(im.id)
 
     def image(self, index: int) -> np.ndarray:
         im = self.dataset.images[index]

@@ -128,7 +128,7 @@ class Worker:
 
     def _failure(self, job: FrameJob, e: Exception) -> dict:
         ds, root = self.sources[job.scene_source]
-        rec = next(im for im in ds.images if im.id == job.frame_id)
+        rec = ds.image(job.frame_id)
         return {"index": job.index, "source": self.cfg.generate.scenes[job.scene_source].name,
                 "file": str(root / rec.file_name), "error": f"{type(e).__name__}: {e}",
                 "trace": traceback.format_exc(limit=3)}

@@ -102,8 +102,8 @@ def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: d
     A source with `pseudo_labels` gets its existing objects from `labeller` (the Worker's detector)."""
     src = cfg.scenes[job.scene_source]
     ds, root = sources[job.scene_source]
-    rec = next(im for im in ds.images if im.id == job.frame_id)
-    existing = [a for a in ds.annotations if a.image_id == rec.id]
+    rec = ds.image(job.frame_id)
+    existing = ds.annotations_of(rec.id)
     names = {c.id: c.name for c in ds.categories}
     path = inside(root, rec.file_name, f"scene source `{src.name}` image {rec.id}")
     rgb = load_image(path, max_pixels=cfg.max_image_pixels)

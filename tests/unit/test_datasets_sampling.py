@@ -1,3 +1,5 @@
+import pytest
+
 from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
 from roadsynth.datasets.sampling import SceneFilter, select_images
 
@@ -21,3 +23,16 @@ def test_filters():
     assert ids(SceneFilter(max_objects=1)) == [1, 3, 4]
     assert ids(SceneFilter(min_width=250)) == [3, 4]
     assert ids(SceneFilter(attributes={"scene": "b"})) == [3, 4]
+
+
+def test_lookups_by_image_id():
+    d = ds()
+    assert d.image(3).file_name == "3.jpg"
+    assert [a.id for a in d.annotations_of(2)] == [2, 3] and d.annotations_of(4) == []
+    d.annotations_of(2).clear()  # callers get their own list; the index stays intact
+    assert [a.id for a in d.annotations_of(2)] == [2, 3]
+    with pytest.raises(KeyError, match="image id 9 is not in the dataset"):
+        d.image(9)
+    # A changed copy indexes its own records, and equality still compares records only.
+    fewer = d.with_(annotations=d.annotations[:1])
+    assert fewer.annotations_of(2) == [] and d == ds()
