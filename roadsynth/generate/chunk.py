@@ -166,8 +166,8 @@ class Worker:
         h, w = out_rgb.shape[:2]
         attrs = {"scene": geo.rec.scene, "source": geo.src.name, "background": geo.rec.file_name,
                  "background_path": str((Path(geo.root) / geo.rec.file_name).resolve()), "seed": plan.job.seed,
-                 "generated": True, "camera": geo.camera.describe(), "region_source": geo.region.source,
-                 "ego": geo.ego.describe(), "labels_complete": geo.src.labels_known,
+                 "generated": True, "camera": geo.camera.describe(),
+                 "region_source": geo.region.source if geo.region else None, "ego": geo.ego.describe(), "labels_complete": geo.src.labels_known,
                  "labels_from": "pseudo-label" if geo.src.pseudo_labels else ("source" if geo.src.labels_known
                                                                             else "none"),
                  "rejected": rejected, "dark": dark, "realism_real": real,

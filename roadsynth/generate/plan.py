@@ -74,7 +74,7 @@ class FrameGeometry:
     frame: SceneFrame
     camera: GroundModel
     ego: EgoMask
-    region: GroundRegion
+    region: GroundRegion | None  # None when nothing is inserted (restyle / weather only): no region is needed
     jpeg_quality: int | None = None  # the frame file's own, for texture matching
 
 
@@ -123,8 +123,10 @@ def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: d
     calibration = rec.attributes.get("camera") if isinstance(rec.attributes.get("camera"), dict) else None
     camera = ground_model(src.camera, w, h, fits[job.scene_source], calibration)
     ego = ego_mask(src, rec, w, h)
-    return FrameGeometry(src, ds, root, rec, existing, rgb, frame, camera, ego,
-                         ground_region(frame, src, camera, rgb, ego), jpeg_quality(path))
+    # Only placement needs the drivable region: a restyle- or weather-only run must not skip a frame (a close-up
+    # vehicle photo, say) because its road cannot be found.
+    region = ground_region(frame, src, camera, rgb, ego) if cfg.insert is not None else None
+    return FrameGeometry(src, ds, root, rec, existing, rgb, frame, camera, ego, region, jpeg_quality(path))
 
 
 def pseudo_labels(src: SceneSource, image_id: int, ds: Dataset, found: list[tuple[str, Box, float]]
@@ -162,7 +164,7 @@ def plan_frame(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: dict,
                labeller: Labeller | None = None) -> FramePlan:
     geo = frame_geometry(cfg, job, sources, fits, labeller)
     rng = np.random.default_rng(job.seed)
-    if cfg.insert is None:
+    if cfg.insert is None or geo.region is None:
         placements, unplaced = [], []
     else:
         placements, unplaced, _ = place_for_frame(geo.frame, geo.camera, geo.region, object_requests(cfg, bank, rng),

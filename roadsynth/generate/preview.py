@@ -17,6 +17,8 @@ from roadsynth.scenes import place_for_frame
 def place_preview(cfg: Config, out_dir: Path, n: int = 8) -> list[dict]:
     """Placements (no insertion) for the first `n` planned frames: placements.json + overlay images."""
     g = cfg.generate
+    if g.insert is None:
+        raise ValueError("`roadsynth place` previews insertion: the config needs a `generate.insert` section")
     sources = load_scene_sources(g)
     bank = build_bank_for(g)
     fits: dict = {}
