@@ -97,7 +97,7 @@ def test_batches_across_frames_and_halves_on_out_of_memory(model_dir, frame):
 
     ins.pipe = type("P", (), {"__call__": staticmethod(flaky), "vae_scale_factor": 2, "unet": real_pipe.unet})()
     outs = ins.insert_many([frame, frame], [[place("deer", 40, 100, 24)], [place("cow", 110, 90, 20)]],
-                           np.random.default_rng(0))
+                           [np.random.default_rng(0), np.random.default_rng(1)], [{}, {}])
     assert calls == [2, 1, 1] and ins.last_batch_size == 1
     assert len(outs) == 2 and all(len(r) == 1 for _, r in outs)
 

@@ -130,17 +130,17 @@ def test_detections_view_and_review_of_an_existing_dataset(tmp_path, browser, mo
     data = tmp_path / "dataset"
     (data / "images").mkdir(parents=True)
     train = synthetic_split(data / "images", range(1, 9), 0)
+    exp = tmp_path / "experiment"
+    # Inside the experiment folder, where experiments keep their runs: the UI refuses weights outside it.
     weights = YoloDetector("yolo11n.yaml", imgsz=64, epochs=1, batch=4).train(
-        DatasetSplit(train, data / "images"), DatasetSplit(train, data / "images"), tmp_path / "run", seed=0)
+        DatasetSplit(train, data / "images"), DatasetSplit(train, data / "images"), exp / "runs" / "real_s0", seed=0)
     # The squares play "generated" objects so the review has something to decide on.
     anns = tuple(a if a.category_id != 3 else a.__class__(a.id, a.image_id, a.category_id, a.bbox, a.area, 0, None,
                                                           Provenance("paste", "test", 1), {}) for a in train.annotations)
     write_coco(train.with_(annotations=anns), data / "annotations.json")
-    exp = tmp_path / "experiment"
     write_coco(train, exp / "splits" / "test.json")
-    (exp / "runs" / "real_s0").mkdir(parents=True)
     (exp / "runs" / "real_s0" / "metrics.json").write_text(json.dumps(
-        {"arm": "real", "seed": 0, "weights": str(weights), "mAP50_95": 0.01}))
+        {"arm": "real", "seed": 0, "weights": str(weights.relative_to(exp)), "mAP50_95": 0.01}))
 
     from roadsynth.datasets.io import load_image
     from roadsynth.review import detect
