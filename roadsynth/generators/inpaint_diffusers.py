@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -77,6 +78,18 @@ def finish_pipeline(pipe: Any, device: str) -> Any:
         pipe.unet.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores; SDPA is the default
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+_PIPE_LOCKS: dict[int, threading.Lock] = {}
+_PIPE_LOCKS_GUARD = threading.Lock()
+
+
+def pipeline_lock(pipe: Any) -> threading.Lock:
+    """The lock of one pipeline object. A diffusers pipeline keeps per-call state (the scheduler's timesteps and
+    step index, the guidance scale), and a process's pipeline is cached and shared: the threads of a threads task
+    runner must take turns on it, or their denoising loops advance each other's schedulers."""
+    with _PIPE_LOCKS_GUARD:
+        return _PIPE_LOCKS.setdefault(id(pipe), threading.Lock())
 
 
 def check_steps(steps: int, strength: float) -> None:
@@ -256,12 +269,13 @@ class InpaintInserter:
                 crops.append(cv2.resize(crop, (self.native, self.native), interpolation=cv2.INTER_CUBIC))
             masks = [Image.fromarray(cv2.resize(j.mask.astype(np.uint8) * 255, (self.native, self.native),
                                                 interpolation=cv2.INTER_NEAREST)) for j in chunk]
-            result = self.pipe(
-                prompt=[j.prompt for j in chunk], negative_prompt=[self.negative] * len(chunk),
-                image=[Image.fromarray(c) for c in crops], mask_image=masks, height=self.native, width=self.native,
-                num_inference_steps=self.steps, guidance_scale=self.guidance, strength=self.strength,
-                generator=[torch.Generator("cpu").manual_seed(j.seed) for j in chunk], output_type="np",
-            )
+            with pipeline_lock(self.pipe):
+                result = self.pipe(
+                    prompt=[j.prompt for j in chunk], negative_prompt=[self.negative] * len(chunk),
+                    image=[Image.fromarray(c) for c in crops], mask_image=masks, height=self.native, width=self.native,
+                    num_inference_steps=self.steps, guidance_scale=self.guidance, strength=self.strength,
+                    generator=[torch.Generator("cpu").manual_seed(j.seed) for j in chunk], output_type="np",
+                )
             out = []
             for j, gen in zip(chunk, result.images):
                 size = j.window[2] - j.window[0]

@@ -33,6 +33,7 @@ from roadsynth.generators.inpaint_diffusers import (
     check_steps,
     finish_pipeline,
     local_model_path,
+    pipeline_lock,
     resolve_device,
     run_batched,
     single_file_config,
@@ -110,10 +111,11 @@ class _Img2Img:
             if self.controlnet:  # the outline the model must keep, from the crop itself
                 kw["control_image"] = [Image.fromarray(np.repeat(cv2.Canny(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), 60, 160)
                                                                  [..., None], 3, axis=2)) for im in imgs]
-            res = self.pipe(prompt=[prompts[i] for i in idx], negative_prompt=[self.negative] * len(idx),
-                            image=[Image.fromarray(im) for im in imgs], strength=self.strength,
-                            num_inference_steps=self.steps, guidance_scale=self.guidance, output_type="np",
-                            generator=[torch.Generator("cpu").manual_seed(seeds[i]) for i in idx], **kw)
+            with pipeline_lock(self.pipe):
+                res = self.pipe(prompt=[prompts[i] for i in idx], negative_prompt=[self.negative] * len(idx),
+                                image=[Image.fromarray(im) for im in imgs], strength=self.strength,
+                                num_inference_steps=self.steps, guidance_scale=self.guidance, output_type="np",
+                                generator=[torch.Generator("cpu").manual_seed(seeds[i]) for i in idx], **kw)
             return [np.clip(np.round(np.asarray(g) * 255), 0, 255).astype(np.uint8) for g in res.images]
 
         return run_batched(len(crops), self.batch_size, call)[0]

@@ -102,6 +102,39 @@ def test_batches_across_frames_and_halves_on_out_of_memory(model_dir, frame):
     assert len(outs) == 2 and all(len(r) == 1 for _, r in outs)
 
 
+@pytest.mark.slow
+def test_threads_sharing_the_cached_pipeline_take_turns(model_dir, frame):
+    """A threads task runner runs chunks of one process side by side, and they share its cached pipeline."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from roadsynth.generators.inpaint_diffusers import InpaintInserter
+
+    a = InpaintInserter(model_dir, PROMPTS, steps=1, native=64, min_window_px=48, device="cpu")
+    b = InpaintInserter(model_dir, PROMPTS, steps=1, native=64, min_window_px=48, device="cpu")
+    assert a.pipe is b.pipe  # loaded once per process
+    real_pipe, active, overlaps, guard = a.pipe, [0], [0], threading.Lock()
+
+    def watched(**kwargs):
+        with guard:
+            active[0] += 1
+            overlaps[0] += active[0] > 1
+        time.sleep(0.05)  # widen the window a second caller would hit
+        try:
+            return real_pipe(**kwargs)
+        finally:
+            with guard:
+                active[0] -= 1
+
+    shim = type("P", (), {"__call__": staticmethod(watched), "vae_scale_factor": 2, "unet": real_pipe.unet})()
+    a.pipe = b.pipe = shim
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda i: (a, b)[i % 2].insert(frame, [place("deer", 40, 100, 24)],
+                                                              np.random.default_rng(i)), range(4)))
+    assert overlaps[0] == 0 and len(runs) == 4
+
+
 def test_missing_model_and_bad_arguments_get_clear_errors(tmp_path):
     from roadsynth.generators.inpaint_diffusers import InpaintInserter, load_inpaint_pipeline
 
