@@ -111,7 +111,7 @@ def build_bank_for(cfg: GenerateConfig) -> CutoutBank:
     saved = [CutoutBank.load(c.path) for c in cfg.cutouts if c.kind == "bank"]
     built = build_bank([c.model_dump() for c in cfg.cutouts if c.kind != "bank"])
     bank = CutoutBank.concat([built, *saved])
-    missing = sorted(set(cfg.insert.categories) - set(bank.categories)) if cfg.insert else []
+    missing = sorted(c for c in cfg.insert.categories if not bank.by_category(c)) if cfg.insert else []
     if missing:
         raise ValueError(f"no cut-outs for categories {missing}; the cut-out sources give {sorted(bank.categories)}")
     return bank

@@ -51,20 +51,24 @@ def make_cutout(rgb: np.ndarray, mask: np.ndarray, category: str, source: str, m
 class CutoutBank:
     def __init__(self, cutouts: Iterable[Cutout] = ()):
         self.cutouts = list(cutouts)
+        # Category names match case-insensitively (a config's `Horse` finds the Weizmann `horse` cut-outs), as
+        # everywhere else in roadsynth; the first spelling seen is the one reported.
         self._by_cat: dict[str, list[Cutout]] = {}
+        self._names: dict[str, str] = {}
         self._by_id = {c.id: c for c in self.cutouts}
         for c in self.cutouts:
-            self._by_cat.setdefault(c.category, []).append(c)
+            self._by_cat.setdefault(c.category.lower(), []).append(c)
+            self._names.setdefault(c.category.lower(), c.category)
 
     def __len__(self) -> int:
         return len(self.cutouts)
 
     @property
     def categories(self) -> list[str]:
-        return sorted(self._by_cat)
+        return sorted(self._names.values())
 
     def by_category(self, name: str) -> list[Cutout]:
-        return self._by_cat.get(name, [])
+        return self._by_cat.get(name.lower(), [])
 
     def get(self, cutout_id: str) -> Cutout | None:
         return self._by_id.get(cutout_id)
@@ -82,7 +86,7 @@ class CutoutBank:
         return pool[int(rng.integers(len(pool)))] if pool else None
 
     def counts(self) -> dict[str, int]:
-        return {k: len(v) for k, v in sorted(self._by_cat.items())}
+        return {self._names[k]: len(v) for k, v in sorted(self._by_cat.items())}
 
     @classmethod
     def concat(cls, banks: Iterable["CutoutBank"]) -> "CutoutBank":

@@ -1,5 +1,7 @@
 """Cut-out banks from the bundled sources: MSRC, Weizmann, YOLO boxes through GrabCut; save and load."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from roadsynth.generators.cutouts import CutoutBank, build_bank
@@ -20,3 +22,12 @@ def test_banks_from_bundled_sources(bank, tmp_path):
     assert back.counts() == counts
     assert np.array_equal(back.cutouts[3].rgb, bank.cutouts[3].rgb)
     assert np.abs(back.cutouts[3].alpha - bank.cutouts[3].alpha).max() <= 1 / 255
+
+
+def test_category_names_match_whatever_their_case(bank):
+    rng = np.random.default_rng(0)
+    assert bank.by_category("Horse") == bank.by_category("horse") != []
+    assert bank.sample("HORSE", rng).category == "horse"
+    first = bank.by_category("horse")[0]
+    mixed = CutoutBank([*bank.by_category("horse")[:2], replace(first, id=first.id + "-copy", category="Horse")])
+    assert mixed.categories == ["horse"] and mixed.counts() == {"horse": 3}  # one class, first spelling
