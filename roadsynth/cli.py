@@ -110,20 +110,36 @@ def import_(
     out: Path = typer.Option(..., "--out", help="output folder: annotations.json + images/"),
     images_root: Optional[Path] = typer.Option(None, "--images-root", help="coco and bdd100k: the images folder"),
     copy: bool = typer.Option(False, "--copy", help="copy images instead of symlinking the images folder"),
+    version: Optional[str] = typer.Option(None, "--version", help="nuscenes / nuimages: table folder, e.g. "
+                                                                  "v1.0-trainval (default v1.0-mini)"),
+    split_name: Optional[str] = typer.Option(None, "--split", help="cityscapes: the split to read (default train)"),
+    class_map: list[str] = typer.Option([], "--class-map", help="SOURCE=NAME: rename a source class (repeatable)"),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Import a dataset into roadsynth's layout (validated COCO + images/, calibration as `camera` blocks)."""
+    from roadsynth.config.experiment import DatasetSource
     from roadsynth.datasets.importer import import_dataset
 
     if fmt in (ImportFormat.coco, ImportFormat.bdd100k) and images_root is None:
         _fail(f"`--images-root` is required for {fmt.value} imports")
-    split, problems = import_dataset(fmt.value, src, out, images_root=images_root, copy=copy, overwrite=overwrite)
+    bad = [m for m in class_map if "=" not in m or not m.split("=", 1)[0].strip()]
+    if bad:
+        _fail(f"`--class-map` must look like SOURCE=NAME, but got {bad[0]!r}")
+    try:  # the same checks as a config's dataset section (which options apply to which format)
+        options = DatasetSource(format=fmt.value, path=src, images_root=images_root, version=version, split=split_name,
+                                class_map=dict(m.split("=", 1) for m in class_map)).reader_options()
+    except ValueError as e:
+        _fail(str(e.errors()[0]["msg"]).removeprefix("Value error, ") if hasattr(e, "errors") else str(e))
+    split, problems = import_dataset(fmt.value, src, out, images_root=images_root, copy=copy, overwrite=overwrite,
+                                     **options)
     ds = split.dataset
     console.print(f"{len(ds.images)} images, {len(ds.annotations)} annotations, {len(ds.categories)} categories "
                   f"-> {out / 'annotations.json'}")
+    _print_skipped("items the reader skipped or kept with a warning (also in annotations.json `info.problems`)",
+                   [str(x) for x in ds.info.get("problems", [])])
     for p in problems:
         print(str(p))
-    raise typer.Exit(1 if problems else 0)
+    raise typer.Exit(1 if problems or not ds.images else 0)
 
 
 @command()
@@ -189,8 +205,8 @@ def export(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Standard COCO (FiftyOne, CVAT, pycocotools) or an Ultralytics-ready YOLO folder (see README)."""
-    from roadsynth.datasets.coco import plain_coco_dict, read_coco
-    from roadsynth.datasets.export import export_coco, export_yolo, normalise_categories
+    from roadsynth.datasets.coco import read_coco
+    from roadsynth.datasets.export import export_coco, export_yolo, standard_coco
     from roadsynth.datasets.io import atomic_write_json
     from roadsynth.datasets.records import DatasetSplit
 
@@ -200,7 +216,7 @@ def export(
     split = DatasetSplit(ds, dataset / "images")
     link = "copy" if copy else "hardlink"
     if fmt is ExportFormat.coco and out.suffix == ".json":
-        atomic_write_json(out, plain_coco_dict(normalise_categories(ds)))
+        atomic_write_json(out, standard_coco(ds))
         written = out
     elif fmt is ExportFormat.coco:
         written = export_coco(split, out, link=link, overwrite=overwrite)
@@ -244,13 +260,21 @@ def ui(
 
 
 def _print_failures(out: Path) -> None:
-    failures = json.loads((out / "manifest.json").read_text()).get("failures", [])
-    if failures:
-        console.print(f"[yellow]{len(failures)} bad inputs skipped (copies and reasons in {out / 'quarantine'}):[/yellow]")
-        for f in failures[:10]:
-            console.print(f"  {f['file']}: {f['error']}", markup=False)
-        if len(failures) > 10:
-            console.print(f"  ... and {len(failures) - 10} more")
+    manifest = json.loads((out / "manifest.json").read_text())
+    failures = manifest.get("failures", [])
+    _print_skipped(f"bad inputs skipped (copies and reasons in {out / 'quarantine'})",
+                   [f"{f['file']}: {f['error']}" for f in failures])
+    if failures and not manifest.get("images"):
+        _fail(f"no image was made: every input frame failed (first: {failures[0]['error']})")
+
+
+def _print_skipped(what: str, lines: list[str]) -> None:
+    if lines:
+        console.print(f"[yellow]{len(lines)} {what}:[/yellow]")
+        for line in lines[:10]:
+            console.print(f"  {line}", markup=False)
+        if len(lines) > 10:
+            console.print(f"  ... and {len(lines) - 10} more")
 
 
 @command()

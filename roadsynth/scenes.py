@@ -71,11 +71,15 @@ def trusted_label_map(record: ImageRecord, src: SceneSource) -> Path | None:
     lm = record.attributes.get("label_map")
     if not lm:
         return None
+    # The folder the config declares vouches for any format (an imported Cityscapes or BDD100K COCO names the
+    # original label maps); a Cityscapes root vouches for its own gtFine.
     roots = [Path(r).resolve() for r in (src.label_maps, src.path if src.format == "cityscapes" else None) if r]
     path = Path(str(lm)).resolve()
-    if src.format not in ("label_maps", "bdd100k", "cityscapes") or not any(path.is_relative_to(r) for r in roots):
+    if not any(path.is_relative_to(r) for r in roots):
+        hint = ("declare the folder that holds it as the scene source's `label_maps` to use it" if not src.label_maps
+                else f"it is not inside `label_maps` ({src.label_maps})")
         raise ValueError(f"image {record.id} ({record.file_name}) of scene source `{src.name}` names a label map "
-                         f"({lm!r}) outside the source's `label_maps` folder; refused")
+                         f"({lm!r}) outside the folders the config declares; refused: {hint}")
     return path
 
 

@@ -7,12 +7,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from roadsynth.config.base import Section
+from roadsynth.config.base import ReaderOptions, Section
 from roadsynth.generators.conditions import CONDITIONS as WEATHER_CONDITIONS
 
 
-class DatasetSource(Section):
-    """A labelled dataset on disk: a YOLO root (with data.yaml) or a COCO file plus its images folder."""
+class DatasetSource(ReaderOptions):
+    """A labelled dataset on disk: a YOLO root (with data.yaml), a COCO file plus its images folder, or a public
+    driving dataset in its own layout (with the readers' `version`, `split`, `class_map`)."""
 
     format: Literal["yolo", "coco", "kitti", "nuscenes", "nuimages", "bdd100k", "cityscapes"]
     path: Path  # YOLO / KITTI / nuScenes / Cityscapes root, or the COCO / BDD100K label json

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from roadsynth.config.base import Section
+from roadsynth.config.base import ReaderOptions, Section
 from roadsynth.datasets.sampling import SceneFilter
 from roadsynth.generators.conditions import CONDITIONS as WEATHER_CONDITIONS
 from roadsynth.generators.harmonize import MatchConfig
@@ -100,7 +100,7 @@ class PseudoLabelConfig(Section):
     device: str = "cpu"
 
 
-class SceneSource(Section):
+class SceneSource(ReaderOptions):
     """Where background road frames come from.
 
     `format: label_maps` is a folder of frames with per-pixel label PNGs (CamVid style): `road_values`

@@ -65,16 +65,20 @@ def place_file(src: Path, dst: Path, link: Link) -> None:
 def export_coco(split: DatasetSplit, out: Path, *, link: Link = "hardlink", overwrite: bool = False) -> Path:
     """`out/annotations.json` (standard COCO) and `out/images/` with the dataset's files."""
     out = claim(out, "export", overwrite=overwrite)
-    ds = _portable(normalise_categories(split.dataset))
-    for im in ds.images:
+    for im in split.dataset.images:
         place_file(inside(split.images_root, im.file_name, f"image {im.id}"), inside(out / "images", im.file_name, ""),
                    link)
-    coco = plain_coco_dict(ds)
+    atomic_write_json(out / "annotations.json", standard_coco(split.dataset))
+    return out / "annotations.json"
+
+
+def standard_coco(ds: Dataset) -> dict:
+    """The COCO dict an export writes: normalised categories, licences, no local absolute paths."""
+    coco = plain_coco_dict(_portable(normalise_categories(ds)))
     coco["licenses"] = [{"id": 1, "name": "the source datasets' own licences (see their SOURCE notes)", "url": ""}]
     for im in coco["images"]:
         im["license"] = 1
-    atomic_write_json(out / "annotations.json", coco)
-    return out / "annotations.json"
+    return coco
 
 
 def export_yolo(split: DatasetSplit, out: Path, *, val_fraction: float = 0.1, seed: int = 0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from roadsynth.datasets.coco import write_coco
 from roadsynth.datasets.outdir import OutputFolderError, claim
@@ -13,10 +14,11 @@ from roadsynth.datasets.validate import Problem, validate_coco_file
 
 
 def import_dataset(fmt: str, src: Path, out: Path, *, images_root: Path | None = None, copy: bool = False,
-                   overwrite: bool = False) -> tuple[DatasetSplit, list[Problem]]:
-    """Read `src` in `fmt`, write `out/annotations.json` and `out/images` (a link to the source's images, or a
-    copy), validate the result; returns the dataset and the validator's problems."""
-    split = read_dataset(_Source(fmt, Path(src), images_root))
+                   overwrite: bool = False, **options: Any) -> tuple[DatasetSplit, list[Problem]]:
+    """Read `src` in `fmt` (`options`: the format reader's `version`, `split`, `class_map`), write
+    `out/annotations.json` and `out/images` (a link to the source's images, or a copy), validate the result;
+    returns the dataset and the validator's problems."""
+    split = read_dataset(_Source(fmt, Path(src), images_root, options))
     root = Path(split.images_root).resolve()
     if copy and Path(out).resolve().is_relative_to(root):
         # Copying a folder into itself would recurse until the disk or the path length gives out.
@@ -41,5 +43,8 @@ def import_dataset(fmt: str, src: Path, out: Path, *, images_root: Path | None =
 
 
 class _Source:
-    def __init__(self, format: str, path: Path, images_root: Path | None):
-        self.format, self.path, self.images_root = format, path, images_root
+    def __init__(self, format: str, path: Path, images_root: Path | None, options: dict[str, Any]):
+        self.format, self.path, self.images_root, self.options = format, path, images_root, options
+
+    def reader_options(self) -> dict[str, Any]:
+        return self.options

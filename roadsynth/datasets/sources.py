@@ -15,6 +15,8 @@ class _Source(Protocol):
     path: Path
     images_root: Path | None
 
+    def reader_options(self) -> dict: ...
+
 
 def read_dataset(src: _Source) -> DatasetSplit:
     """A YOLO root, a COCO file (with its images folder), or a dataset in one of the public driving datasets'
@@ -28,4 +30,4 @@ def read_dataset(src: _Source) -> DatasetSplit:
         return DatasetSplit(read_coco(src.path), Path(src.images_root))
     from roadsynth.datasets.formats import read_format
 
-    return read_format(src.format, Path(src.path), src.images_root)
+    return read_format(src.format, Path(src.path), src.images_root, **src.reader_options())

@@ -50,7 +50,9 @@ def _read_scene_source(src: SceneSource, max_pixels: int | None) -> tuple[Datase
     if src.format != "yolo":  # the public driving datasets' layouts; each reader lists what it could not read
         from roadsynth.datasets.formats import read_format
 
-        options = {"drivable_maps": src.label_maps} if src.format == "bdd100k" and src.label_maps else {}
+        options = src.reader_options()
+        if src.format == "bdd100k" and src.label_maps:
+            options["drivable_maps"] = src.label_maps
         split = read_format(src.format, src.path, src.images_root, **options)
         problems = [{"file": str(src.path), "error": p} for p in split.dataset.info.get("problems", [])]
         return split.dataset.with_(info={**dict(split.dataset.info), "problems": problems}), Path(split.images_root)

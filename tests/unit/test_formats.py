@@ -104,8 +104,10 @@ def cityscapes_fixture(root):
 
 def test_cityscapes_polygons_road_ego_and_camera(tmp_path):
     ds = read_format("cityscapes", cityscapes_fixture(tmp_path / "cs")).dataset
-    assert [c.name for c in ds.categories] == ["car"]  # dragon is no thing class: left out like road
-    car, group = ds.annotations
+    # Road is a region, not a box; dragon is no Cityscapes label at all: kept under its own name and reported.
+    assert [c.name for c in ds.categories] == ["car", "dragon"]
+    assert any("class 'dragon' is not one of the format's classes" in p for p in ds.info["problems"])
+    car, group, _ = ds.annotations
     assert car.bbox.xyxy() == (30.0, 20.0, 59.0, 39.0) and car.segmentation and group.iscrowd == 1
     a = ds.images[0].attributes
     assert a["camera"]["height_m"] == 1.22 and a["camera"]["pitch_deg"] == pytest.approx(2.177, 1e-3)
@@ -131,6 +133,42 @@ def test_calibration_and_label_maps_reach_the_geometry(tmp_path):
     assert im.attributes["ego"]["source"] == "label-map"
     placed = [a.provenance.params["placement"] for a in ds.annotations if a.generated]
     assert placed and all(p["scale_source"] == "calibration" and 40 <= p["contact"][1] < 58 for p in placed)
+
+
+def test_import_options_and_reader_problems_on_the_command_line(tmp_path):
+    root = cityscapes_fixture(tmp_path / "cs")
+    r = CliRunner().invoke(app, ["import", "cityscapes", str(root), "--out", str(tmp_path / "c"),
+                                 "--class-map", "dragon=animal"])
+    assert r.exit_code == 0, r.output
+    assert [c["name"] for c in json.loads((tmp_path / "c" / "annotations.json").read_text())["categories"]] == \
+        ["car", "animal"]
+    r = CliRunner().invoke(app, ["import", "cityscapes", str(root), "--out", str(tmp_path / "d")])
+    assert r.exit_code == 0 and "1 items the reader skipped or kept with a warning" in r.output
+    assert "class 'dragon' is not one of the format's classes" in r.output
+    r = CliRunner().invoke(app, ["import", "cityscapes", str(root), "--out", str(tmp_path / "e"), "--split", "val"])
+    assert r.exit_code != 0 and "leftImg8bit/val) not found" in r.output
+    r = CliRunner().invoke(app, ["import", "kitti", str(root), "--out", str(tmp_path / "f"), "--version", "v1.0"])
+    assert r.exit_code == 2 and "`version` applies to format nuscenes / nuimages only, but format is kitti" in r.output
+    r = CliRunner().invoke(app, ["import", "cityscapes", str(root), "--out", str(tmp_path / "g"), "--class-map", "x"])
+    assert r.exit_code == 2 and "`--class-map` must look like SOURCE=NAME, but got 'x'" in r.output
+
+
+def test_an_imported_cityscapes_uses_its_label_maps_once_the_config_declares_their_folder(tmp_path):
+    root = cityscapes_fixture(tmp_path / "cs")
+    assert CliRunner().invoke(app, ["import", "cityscapes", str(root), "--out", str(tmp_path / "c")]).exit_code == 0
+    path = horses_on_imported(tmp_path / "c", tmp_path / "c.yaml", 2)
+    # The imported COCO names label maps in the Cityscapes tree: not opened until the config vouches for it.
+    r = CliRunner().invoke(app, ["generate", str(path), "--out", str(tmp_path / "refused")])
+    assert r.exit_code == 2 and "no image was made" in r.output, r.output
+    assert "declare the folder that holds it as the scene source's `label_maps`" in r.output
+    cfg = yaml.safe_load(path.read_text())
+    cfg["generate"]["scenes"][0]["label_maps"] = str(root / "gtFine")
+    cfg["generate"]["placement"] = {"min_pixel_height": 4, "min_distance_m": 1.0}
+    path.write_text(yaml.safe_dump(cfg))
+    r = CliRunner().invoke(app, ["generate", str(path), "--out", str(tmp_path / "gen")])
+    assert r.exit_code == 0, r.output
+    im = json.loads((tmp_path / "gen" / "annotations.json").read_text())["images"][0]
+    assert im["region_source"] == "annotation" and im["ego"]["source"] == "label-map"
 
 
 def horses_on_imported(imported, path, n):
@@ -186,6 +224,9 @@ def test_exports_are_standard_coco_and_an_ultralytics_folder(tmp_path):
     assert "background_path" not in out["images"][0] and (tmp_path / "c" / "images" / "a.jpg").is_file()
     assert not (tmp_path / "c" / "images" / "a.jpg").is_symlink()
     assert len(COCO(str(tmp_path / "c" / "annotations.json")).getAnnIds()) == 2
+    # The file-only form writes the same standard dict (the images stay where they are).
+    assert run(app, ["export", str(src), "--format", "coco", "--out", str(tmp_path / "only.json")]).exit_code == 0
+    assert json.loads((tmp_path / "only.json").read_text()) == out
     r = run(app, ["export", str(src), "--format", "yolo", "--out", str(tmp_path / "y"), "--task", "segment"])
     assert r.exit_code == 0, r.output
     meta = yaml.safe_load((tmp_path / "y" / "data.yaml").read_text())

@@ -86,7 +86,7 @@ def test_a_hostile_corpus_runs_through_with_one_line_per_bad_item(tmp_path):
     assert "too small to be a road frame" in errors  # the 1x1 frame
     assert "the record says 960x720 but the file is 480x360" in errors
     assert "escapes the images root" in errors and "is absolute" in errors  # ../ and /etc/passwd file names
-    assert "label map ('/etc/passwd') outside the source's `label_maps` folder" in errors
+    assert "label map ('/etc/passwd') outside the folders the config declares; refused" in errors
     assert "`id` must be an integer, but got 'abc'" in errors
     assert "duplicate id" in errors
     ds = json.loads((out / "annotations.json").read_text())

@@ -13,6 +13,11 @@ from roadsynth.datasets.io import ImageLoadError, image_size
 from roadsynth.datasets.records import Annotation, Box, Dataset, DatasetSplit, ImageRecord
 
 THINGS = ("person", "rider", "car", "truck", "bus", "caravan", "trailer", "train", "motorcycle", "bicycle")
+# Cityscapes' other labels: regions (road, sky, ...) and objects without instances; they are not boxes. Any
+# label outside both lists (a custom annotation) is kept under its own name and reported, like other readers do.
+STUFF = ("unlabeled", "ego vehicle", "rectification border", "out of roi", "static", "dynamic", "ground", "road",
+         "sidewalk", "parking", "rail track", "building", "wall", "fence", "guard rail", "bridge", "tunnel", "pole",
+         "polegroup", "traffic light", "traffic sign", "vegetation", "terrain", "sky", "license plate")
 ROAD_ID, EGO_ID = 7, 1
 
 
@@ -57,8 +62,8 @@ def read_cityscapes(root: str | Path, *, split: str = "train", class_map: dict[s
             for j, o in enumerate(objects):
                 label = str(o.get("label", ""))
                 base = label.removesuffix("group")
-                if base not in THINGS or o.get("deleted"):
-                    continue  # stuff classes (road, sky, ...) are regions, not objects
+                if o.get("deleted") or (base.lower() in STUFF and base.lower() not in cats.map):
+                    continue
                 xs = [float(pt[0]) for pt in o.get("polygon", [])]
                 ys = [float(pt[1]) for pt in o.get("polygon", [])]
                 if len(xs) < 3:
