@@ -216,6 +216,8 @@ def export(
     split = DatasetSplit(ds, dataset / "images")
     link = "copy" if copy else "hardlink"
     if fmt is ExportFormat.coco and out.suffix == ".json":
+        if out.exists() and not overwrite:
+            _fail(f"{out}: exists; choose another file, or pass --overwrite to replace it", 1)
         atomic_write_json(out, standard_coco(ds))
         written = out
     elif fmt is ExportFormat.coco:
@@ -320,6 +322,7 @@ def experiment(
 def train_starter(
     config: Path = typer.Argument(..., help="starter YAML config (see configs/starter.yaml)"),
     out: Path = typer.Option(..., "--out", help="output folder: weights.pt, classes.json, manifest.json"),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Train a starter detector that knows common road classes but no long-tail class (up to ~2 h on 2 cores)."""
     from roadsynth.config import ConfigError, StarterConfig, load_model
@@ -329,7 +332,7 @@ def train_starter(
         cfg = load_model(config, StarterConfig)
     except ConfigError as e:
         _fail(str(e))
-    manifest = run(cfg, out)
+    manifest = run(cfg, out, overwrite=overwrite)
     m = manifest["val_metrics"]
     console.print(f"[green]{out / manifest['weights']}: {manifest['n_images']['train']} train images, "
                   f"val mAP50 {m['mAP50']:.3f}, mAP50-95 {m['mAP50_95']:.3f}[/green]")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 
 from roadsynth.config import Config, save_config
 from roadsynth.datasets.coco import dataset_to_coco_dict, read_coco
@@ -31,6 +30,10 @@ class Review:
     """A generated dataset folder under review; decisions persist in `curated.json` beside it."""
 
     folder: Path
+    # Folders the user declared (the scene sources of the config the UI was started with): the only places the
+    # original frames may be read from. A dataset's own files (its config.yaml, background_path) are data, and
+    # a crafted dataset must not make the UI show files from elsewhere.
+    scene_roots: tuple[Path, ...] = ()
     dataset: Dataset = field(init=False)
     rejected: set[int] = field(init=False, default_factory=set)
 
@@ -63,25 +66,15 @@ class Review:
         return load_image(inside(self.folder / "images", im.file_name, f"image {im.id}"))
 
     def original(self, index: int) -> np.ndarray | None:
-        """The background frame the sample was made from, when its recorded path lies inside a scene folder
-        the dataset's own config.yaml declares (a crafted annotations.json cannot make the UI read elsewhere)."""
+        """The background frame the sample was made from, when its recorded path lies inside one of
+        `scene_roots` (None otherwise)."""
         p = self.dataset.images[index].attributes.get("background_path")
         if not p:
             return None
         path = Path(p).resolve()
-        if not any(path.is_relative_to(root) for root in self.scene_roots()) or not path.is_file():
+        if not any(path.is_relative_to(root) for root in self.scene_roots) or not path.is_file():
             return None
         return load_image(path)
-
-    def scene_roots(self) -> list[Path]:
-        """The scene folders declared by the config that produced this dataset (its config.yaml)."""
-        try:
-            raw = yaml.safe_load((self.folder / "config.yaml").read_text()) or {}
-            scenes = raw.get("generate", {}).get("scenes", []) or []
-        except (OSError, yaml.YAMLError, AttributeError):
-            return []
-        return [Path(s[k]).resolve() for s in scenes if isinstance(s, dict)
-                for k in ("path", "images_root") if isinstance(s.get(k), str) and Path(s[k]).is_absolute()]
 
     def render(self, index: int, mode: BoxMode) -> np.ndarray:
         return draw_boxes(self.image(index), self.annotations(index), self.names, mode, self.rejected)
@@ -132,8 +125,11 @@ class Studio:
         from roadsynth.generate.assemble import read_chunks
         from roadsynth.generate.sources import build_bank_for, load_scene_sources
 
-        self.cfg, self.session = cfg, Path(session)
-        self.session.mkdir(parents=True, exist_ok=True)
+        from roadsynth.datasets.outdir import claim
+
+        self.cfg, self.session = cfg, claim(session, "generate")  # a new folder, or an earlier session's
+        # The scene folders of the user's config: where the Original view may read frames from.
+        self.scene_roots = tuple(Path(p).resolve() for s in cfg.generate.scenes for p in (s.path, s.images_root) if p)
         self.sources = load_scene_sources(cfg.generate)
         self.frames = [(s, im) for s, (ds, _) in enumerate(self.sources) for im in ds.images]
         self.bank = build_bank_for(cfg.generate)
@@ -181,7 +177,7 @@ class Studio:
         save_config(self.cfg, self.session / "config.yaml")
         # Category ids come from the scene sources plus the insert categories, the same for every sample.
         assemble(self.cfg, self.session, self.samples, self.sources, self.chunks)
-        return Review(self.session)
+        return Review(self.session, self.scene_roots)
 
 
 def list_runs(experiment_dir: Path) -> list[dict[str, Any]]:

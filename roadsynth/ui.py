@@ -63,7 +63,7 @@ def build_app(*, studio: Studio | None = None, dataset: Path | None = None, expe
     gr = _gradio()
     reviews: dict[str, Review] = {}
     if dataset is not None:
-        reviews["current"] = Review(Path(dataset))
+        reviews["current"] = Review(Path(dataset), studio.scene_roots if studio is not None else ())
     runs = list_runs(experiment) if experiment is not None else []
     test_names: dict[int, str] = {}
     det_imgsz = 256

@@ -301,7 +301,8 @@ class GenerateConfig(Section):
     restyle: VehicleRestyleConfig | None = None
     weather: WeatherConfig | None = None
     placement: PlacementConfig = PlacementConfig()
-    chunk_size: int = Field(16, ge=1)
+    # A chunk holds its frames in memory until their objects are inserted (one batch for a diffusion inserter).
+    chunk_size: int = Field(16, ge=1, le=1024, description="frames per chunk: one task, one resume unit")
     jpeg_quality: int = Field(92, ge=50, le=100)
     max_image_pixels: int = Field(100_000_000, ge=10_000, description="larger frames are refused (one line each)")
 

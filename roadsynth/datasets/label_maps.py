@@ -42,7 +42,7 @@ def read_label_map(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             arr = np.asarray(im)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, Image.DecompressionBombError) as e:  # a bomb is not an OSError
         raise ValueError(f"{path}: cannot read label map: {e}") from None
     if arr.ndim != 2:
         raise ValueError(f"{path}: label map must be single-channel, but has shape {arr.shape}")

@@ -28,6 +28,7 @@ OWNED = {
     "import": ("images", "annotations.json"),
     "place": ("placements.json",),
     "export": ("images", "labels", "annotations.json", "data.yaml"),
+    "starter": ("weights.pt", "classes.json", "manifest.json", "config.yaml", "training_curve.csv", "images", "run"),
 }
 
 
@@ -57,6 +58,12 @@ def claim(folder: str | Path, kind: str, digest: str | None = None, *, overwrite
             raise OutputFolderError(
                 f"{folder}: not empty and not a roadsynth output (it holds {shown}); choose an empty folder, or pass "
                 "--overwrite to write into it anyway (roadsynth deletes nothing it did not write)")
+        # Writing "anyway" must not replace the user's own files under the names this run writes.
+        clash = [n for n in OWNED.get(kind, ()) if (folder / n).exists() or (folder / n).is_symlink()]
+        if clash:
+            raise OutputFolderError(
+                f"{folder}: not a roadsynth output, and it already holds {', '.join(clash)}, which this {kind} run "
+                "would replace; --overwrite never replaces a user's files: move them or choose another folder")
     elif marker is not None and (marker.get("kind") != kind or (digest and marker.get("digest") != digest)):
         what = (f"a `{marker.get('kind')}` output" if marker.get("kind") != kind
                 else f"the {kind} output of another config (digest {marker.get('digest')}, this one {digest})")

@@ -76,13 +76,14 @@ def file_digests(path: Path) -> dict[str, Any]:
     return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "phash": f"{phash(path):016x}"}
 
 
-def train_starter(cfg: StarterConfig, out_dir: Path) -> dict[str, Any]:
-    """Train the starter into `out_dir` (weights.pt, classes.json, manifest.json, config.yaml); the manifest."""
+def train_starter(cfg: StarterConfig, out_dir: Path, *, overwrite: bool = False) -> dict[str, Any]:
+    """Train the starter into `out_dir` (weights.pt, classes.json, manifest.json, config.yaml,
+    training_curve.csv; `images/` and `run/` are the working files, not meant to be committed); the manifest."""
+    from roadsynth.datasets.outdir import claim
     from roadsynth.detectors import make_detector
     from roadsynth.evaluation.coco_metrics import evaluate_detections, predictions_to_coco_results
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = claim(out_dir, "starter", overwrite=overwrite)
     portable = relative_paths(cfg.model_dump(mode="json"), out_dir)  # the folder is meant to be committed
     atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(portable, sort_keys=False))
     parts = [(Path(s.path).name if s.format == "yolo" else Path(s.path).stem, read_dataset(s)) for s in cfg.sources]
@@ -100,6 +101,9 @@ def train_starter(cfg: StarterConfig, out_dir: Path) -> dict[str, Any]:
 
     shutil.copyfile(weights, out_dir / WEIGHTS)
     shutil.copyfile(weights.with_name("classes.json"), out_dir / "classes.json")
+    curve = weights.parent.parent / "results.csv"  # Ultralytics' per-epoch losses and val metrics
+    if curve.is_file():
+        shutil.copyfile(curve, out_dir / "training_curve.csv")
     images = []
     for name, sp in (("train", train), ("val", val)):
         for im in sp.dataset.images:

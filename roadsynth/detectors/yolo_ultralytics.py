@@ -176,7 +176,9 @@ class YoloDetector:
 
         # Fine-tuning from weights: Ultralytics copies the class-head rows of classes whose names match the
         # data's (case-insensitive) and initialises the rest, so a starter's Car stays Car wherever it sits.
-        model = load_yolo(self.weights) if self.weights is not None else _import_yolo()(self.model)
+        # A `.pt` named as the model is a weights file like any other: the same pre-check before it is unpickled.
+        start = self.weights if self.weights is not None else (self.model if str(self.model).endswith(".pt") else None)
+        model = load_yolo(start) if start is not None else _import_yolo()(self.model)
         args = dict(data=str(data_yaml), epochs=self.epochs, imgsz=self.imgsz, batch=self.batch, workers=self.workers,
                     device=self.device, patience=self.patience, seed=seed, deterministic=True, plots=False,
                     amp=False, cache=False, project=str(run_dir), name="train", exist_ok=True, verbose=False,

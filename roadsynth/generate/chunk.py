@@ -112,6 +112,9 @@ class Worker:
             images.append(rec)
             anns += [replace(a, id=len(anns) + 1) for a in frame_anns]
         failures.sort(key=lambda f: f["index"])
+        if chunk_index == 0:  # cut-out files the bank could not use: listed once per run, with the frames' failures
+            failures += [{"index": None, "source": "cutouts", "file": p.split(": ")[0], "error": p}
+                         for p in self.bank.problems]
         payload = {"format": CHUNK_FORMAT, "chunk": chunk_index, "config_digest": self.digest,
                    "roadsynth_version": __version__, "images": [image_to_dict(im) for im in images],
                    "annotations": [annotation_to_dict(a) for a in anns], "failures": failures}

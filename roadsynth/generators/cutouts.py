@@ -49,8 +49,12 @@ def make_cutout(rgb: np.ndarray, mask: np.ndarray, category: str, source: str, m
 
 
 class CutoutBank:
-    def __init__(self, cutouts: Iterable[Cutout] = ()):
+    """Cut-outs by category and id. `problems`: source files that could not be used, one line each (a bad image
+    in a cut-out folder is skipped and reported; the run goes on)."""
+
+    def __init__(self, cutouts: Iterable[Cutout] = (), problems: Iterable[str] = ()):
         self.cutouts = list(cutouts)
+        self.problems = list(problems)
         # Category names match case-insensitively (a config's `Horse` finds the Weizmann `horse` cut-outs), as
         # everywhere else in roadsynth; the first spelling seen is the one reported.
         self._by_cat: dict[str, list[Cutout]] = {}
@@ -90,7 +94,8 @@ class CutoutBank:
 
     @classmethod
     def concat(cls, banks: Iterable["CutoutBank"]) -> "CutoutBank":
-        return cls(c for b in banks for c in b.cutouts)
+        banks = list(banks)
+        return cls((c for b in banks for c in b.cutouts), (p for b in banks for p in b.problems))
 
     def save(self, folder: str | Path) -> None:
         """One RGBA PNG per cut-out + `index.json` (written last, so a folder with an index is complete)."""
@@ -128,8 +133,10 @@ def _split_instances(mask: np.ndarray, min_area: int) -> list[np.ndarray]:
 
 
 def iter_msrc_instances(root: str | Path, categories: Iterable[str] = ("cow", "sheep", "dog", "horse"),
-                        min_area: int = 1500) -> Iterator[tuple[str, np.ndarray, np.ndarray, str]]:
-    """(image name, full RGB, full-frame instance mask, category) for every usable MSRC instance."""
+                        min_area: int = 1500, problems: list[str] | None = None
+                        ) -> Iterator[tuple[str, np.ndarray, np.ndarray, str]]:
+    """(image name, full RGB, full-frame instance mask, category) for every usable MSRC instance. An unreadable
+    image or segment map is appended to `problems` (raised when None)."""
     from scipy.io import loadmat
 
     root = Path(root)
@@ -138,13 +145,17 @@ def iter_msrc_instances(root: str | Path, categories: Iterable[str] = ("cow", "s
         rows = list(csv.DictReader(f))
     images = sorted({r.get("image_jpg") or r["image"] for r in rows if r["class"] in wanted})
     for name in images:
-        rgb = load_image(root / "images" / name)
         mat_path = root / "newsegmentations_mats" / f"{Path(name).stem}_GT.mat"
         try:
-            mat = loadmat(mat_path)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{mat_path}: cannot read segment map: {e}") from None
-        seg, labels = mat["newseg"], mat["newlabels"].ravel()
+            rgb = load_image(inside(root / "images", name, "segments.csv row"))
+            try:
+                mat = loadmat(mat_path)
+                seg, labels = mat["newseg"], mat["newlabels"].ravel()
+            except (OSError, ValueError, KeyError) as e:
+                raise ValueError(f"{mat_path}: cannot read segment map: {e}") from None
+        except ValueError as e:  # ImageLoadError is a ValueError
+            _problem(problems, e)
+            continue
         for k, cls_idx in enumerate(labels, start=1):
             cls = MSRC_CLASSES[int(cls_idx) - 1] if 1 <= int(cls_idx) <= len(MSRC_CLASSES) else None
             if cls not in wanted:
@@ -158,25 +169,41 @@ def iter_msrc_instances(root: str | Path, categories: Iterable[str] = ("cow", "s
 
 def from_msrc(root: str | Path, categories: Iterable[str] = ("cow", "sheep", "dog", "horse"),
               min_area: int = 1500) -> CutoutBank:
-    out = []
-    for name, rgb, m, cls in iter_msrc_instances(root, categories, min_area):
+    out, problems = [], []
+    for name, rgb, m, cls in iter_msrc_instances(root, categories, min_area, problems):
         c = make_cutout(rgb, m, cls, f"msrc:{name}", "segment-map", f"msrc/{name}")
         if c is not None:
             out.append(c)
-    return CutoutBank(out)
+    return CutoutBank(out, problems)
+
+
+def _problem(problems: list[str] | None, e: Exception) -> None:
+    if problems is None:
+        raise e
+    problems.append(str(e))
 
 
 def _touches_border(mask: np.ndarray) -> bool:
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
-def iter_weizmann_instances(root: str | Path, min_area: int = 1500) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """(file name, full RGB, full-frame horse mask) for every usable Weizmann image."""
+def iter_weizmann_instances(root: str | Path, min_area: int = 1500, problems: list[str] | None = None
+                            ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(file name, full RGB, full-frame horse mask) for every usable Weizmann image (unreadable ones are appended
+    to `problems`, raised when None)."""
     root = Path(root)
     for p in sorted((root / "rgb").glob("*.jpg")):
-        rgb = load_image(p)
-        with Image.open(root / "figure_ground" / p.name) as im:  # stored at another size, as JPEG: resize, threshold
-            m = np.asarray(im.convert("L").resize((rgb.shape[1], rgb.shape[0]), Image.BILINEAR)) >= 128
+        try:
+            rgb = load_image(p)
+            mask_path = root / "figure_ground" / p.name
+            try:  # stored at another size, as JPEG: resize, threshold
+                with Image.open(mask_path) as im:
+                    m = np.asarray(im.convert("L").resize((rgb.shape[1], rgb.shape[0]), Image.BILINEAR)) >= 128
+            except (OSError, ValueError, Image.DecompressionBombError) as e:
+                raise ValueError(f"{mask_path}: cannot read mask: {e}") from None
+        except ValueError as e:
+            _problem(problems, e)
+            continue
         parts = _split_instances(m, min_area)
         if parts:
             m = max(parts, key=lambda x: x.sum())
@@ -185,12 +212,12 @@ def iter_weizmann_instances(root: str | Path, min_area: int = 1500) -> Iterator[
 
 
 def from_weizmann(root: str | Path, min_area: int = 1500) -> CutoutBank:
-    out = []
-    for name, rgb, m in iter_weizmann_instances(root, min_area):
+    out, problems = [], []
+    for name, rgb, m in iter_weizmann_instances(root, min_area, problems):
         c = make_cutout(rgb, m, "horse", f"weizmann:{name}", "mask-image", f"weizmann/{Path(name).stem}")
         if c is not None:
             out.append(c)
-    return CutoutBank(out)
+    return CutoutBank(out, problems)
 
 
 def from_coco_polygons(instances_json: str | Path, images_dir: str | Path, categories: Iterable[str],
@@ -198,14 +225,18 @@ def from_coco_polygons(instances_json: str | Path, images_dir: str | Path, categ
     d = json.loads(Path(instances_json).read_text())
     wanted = {c["id"]: c["name"] for c in d["categories"] if c["name"] in set(categories)}
     by_image = {im["id"]: im for im in d["images"]}
-    out = []
+    out, problems = [], []
     for a in d["annotations"]:
         if a["category_id"] not in wanted or a.get("iscrowd") or not isinstance(a.get("segmentation"), list):
             continue
         if a.get("area", 0) < min_area:
             continue
         im = by_image[a["image_id"]]
-        rgb = load_image(Path(images_dir) / im["file_name"])
+        try:
+            rgb = load_image(inside(images_dir, im["file_name"], f"image {im['id']}"))
+        except ValueError as e:
+            problems.append(str(e))
+            continue
         m = np.zeros(rgb.shape[:2], np.uint8)
         for poly in a["segmentation"]:
             cv2.fillPoly(m, [np.round(np.asarray(poly).reshape(-1, 2)).astype(np.int32)], 1)
@@ -215,7 +246,7 @@ def from_coco_polygons(instances_json: str | Path, images_dir: str | Path, categ
                         "polygon", f"coco/{a['id']}")
         if c is not None:
             out.append(c)
-    return CutoutBank(out)
+    return CutoutBank(out, problems)
 
 
 def build_bank_from_boxes(ds: Dataset, images_root: str | Path, class_map: Mapping[str, str],
@@ -228,12 +259,16 @@ def build_bank_from_boxes(ds: Dataset, images_root: str | Path, class_map: Mappi
     names = {c.id: c.name for c in ds.categories}
     lower_map = {k.lower(): v for k, v in class_map.items()}
     by_image = ds.annotations_by_image()
-    out = []
+    out, problems = [], []
     for im in ds.images:
         anns = [a for a in by_image.get(im.id, []) if names[a.category_id].lower() in lower_map and not a.iscrowd]
         if not anns:
             continue
-        rgb = load_image(Path(images_root) / im.file_name)
+        try:
+            rgb = load_image(inside(images_root, im.file_name, f"image {im.id}"))
+        except ValueError as e:
+            problems.append(str(e))
+            continue
         H, W = rgb.shape[:2]
         for a in anns:
             b = a.bbox
@@ -249,7 +284,7 @@ def build_bank_from_boxes(ds: Dataset, images_root: str | Path, class_map: Mappi
                             f"boxes:{im.file_name}#ann{a.id}", method, f"boxes/{im.id}/{a.id}")
             if c is not None:
                 out.append(c)
-    return CutoutBank(out)
+    return CutoutBank(out, problems)
 
 
 def from_yolo(root: str | Path, class_map: Mapping[str, str]) -> CutoutBank:

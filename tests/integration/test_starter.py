@@ -39,3 +39,9 @@ def test_train_starter_writes_weights_and_a_manifest_of_every_image_it_saw(tmp_p
     assert manifest_leaks(test, manifest) == []
     assert all(len(m["phash"]) == 16 and len(m["sha256"]) == 64 for m in manifest["images"])
     assert json.loads((tmp_path / "starter" / "manifest.json").read_text())["versions"]["ultralytics"]
+    assert (tmp_path / "starter" / "training_curve.csv").read_text().startswith("epoch,")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "weights.pt").write_text("a user's own weights")
+    r = CliRunner().invoke(app, ["train-starter", str(tmp_path / "s.yaml"), "--out", str(mine), "--overwrite"])
+    assert r.exit_code == 1 and "would replace" in r.output and (mine / "weights.pt").read_text() == "a user's own weights"

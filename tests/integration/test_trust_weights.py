@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -50,6 +51,17 @@ def test_a_malicious_weights_file_is_refused_and_runs_nothing(tmp_path):
         ds, root = read_yolo(DATA / "deer")
         YoloDetector(weights=path, imgsz=64, epochs=1).train(DatasetSplit(ds, root), DatasetSplit(ds, root),
                                                              tmp_path / "run", seed=0)
+    before = os.environ.get("ULTRALYTICS_SAFE_LOAD")
+    os.environ["ULTRALYTICS_SAFE_LOAD"] = "0"
+    try:
+        with pytest.raises(UnsafeWeightsError):  # a `.pt` as `detector.model`, even with Ultralytics' safe load off
+            YoloDetector(model=str(path), imgsz=64, epochs=1).train(DatasetSplit(ds, root), DatasetSplit(ds, root),
+                                                                    tmp_path / "run2", seed=0)
+    finally:
+        if before is None:
+            del os.environ["ULTRALYTICS_SAFE_LOAD"]
+        else:
+            os.environ["ULTRALYTICS_SAFE_LOAD"] = before
     assert not marker.exists()
 
 

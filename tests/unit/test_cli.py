@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 from typer.testing import CliRunner
@@ -138,3 +139,24 @@ def test_export_plain_coco_opens_in_pycocotools(tmp_path):
         assert (gen_ids[0] in {a["id"] for a in d["annotations"]}) is not curated
         coco = COCO(str(out))
         assert len(coco.getAnnIds()) == len(d["annotations"]) and len(coco.getImgIds()) == 3
+
+
+def test_review_shows_original_frames_only_from_the_users_scene_folders(tmp_path):
+    """A dataset's own files are data: a crafted background_path (or config.yaml) cannot make the UI read elsewhere."""
+    from roadsynth.config import load_config
+    from roadsynth.generate import generate_dataset
+    from roadsynth.review import Review
+
+    cfg = load_config(ROOT / "configs" / "animals.yaml")
+    cfg = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"n_images": 1, "chunk_size": 1})})
+    generate_dataset(cfg, tmp_path / "gen")
+    roots = tuple(s.path.resolve() for s in cfg.generate.scenes)
+    assert Review(tmp_path / "gen", roots).original(0) is not None
+    assert Review(tmp_path / "gen").original(0) is None  # no roots declared: nothing read
+    secret = tmp_path / "secret.jpg"
+    shutil.copy(ROOT / "docs" / "img" / "ui.jpg", secret)
+    d = json.loads((tmp_path / "gen" / "annotations.json").read_text())
+    d["images"][0]["background_path"] = str(secret)
+    (tmp_path / "gen" / "annotations.json").write_text(json.dumps(d))
+    (tmp_path / "gen" / "config.yaml").write_text(f"generate: {{scenes: [{{path: {tmp_path}}}]}}\n")
+    assert Review(tmp_path / "gen", roots).original(0) is None

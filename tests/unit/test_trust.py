@@ -128,6 +128,32 @@ def test_a_typo_in_a_scene_path_is_one_line_and_writes_nothing(tmp_path):
     assert len(result.output.strip().splitlines()) <= 2 and not (tmp_path / "out").exists()
 
 
+def test_a_bad_cutout_file_or_label_map_bomb_is_one_reported_item(tmp_path):
+    """Cut-out folders and label-map folders are inputs like frames: a bad file is skipped and named."""
+    frames, maps, horses = tmp_path / "frames", tmp_path / "maps", tmp_path / "horses"
+    frames.mkdir()
+    maps.mkdir()
+    for p in sorted((DATA / "camvid" / "images").glob("*.jpg"))[:3]:
+        shutil.copy(p, frames / p.name)
+        shutil.copy(DATA / "camvid" / "road_labels" / f"{p.stem}.png", maps / f"{p.stem}.png")
+    png_header_only(maps / f"{sorted(frames.iterdir())[0].stem}.png", 30000, 20000)
+    shutil.copytree(DATA / "cutouts" / "weizmann_horse", horses)
+    (horses / "rgb" / "horse001.jpg").write_text("junk")
+    cfg = yaml.safe_load((ROOT / "configs" / "animals.yaml").read_text())
+    cfg["generate"]["scenes"] = [{"name": "lm", "format": "label_maps", "path": str(frames), "label_maps": str(maps),
+                                  "camera": {"horizon_frac": 0.47, "height_m": 1.3}}]
+    cfg["generate"]["cutouts"] = [{"kind": "weizmann", "path": str(horses)}]
+    cfg["generate"]["insert"]["categories"] = {"horse": 1.0}
+    cfg["generate"].update(n_images=2, chunk_size=2)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    r = CliRunner().invoke(app, ["generate", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    errors = {f["file"]: f["error"] for f in json.loads((tmp_path / "out" / "manifest.json").read_text())["failures"]}
+    assert any("horse001.jpg: cannot read image" in e for e in errors.values()), errors
+    assert any("cannot read label map" in e and "exceeds limit" in e for e in errors.values()), errors
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["images"] == 2
+
+
 def test_users_folders_are_theirs(tmp_path):
     cfg = yaml.safe_load((ROOT / "configs" / "animals.yaml").read_text())
     for s in cfg["generate"]["scenes"]:
@@ -166,6 +192,28 @@ def test_users_folders_are_theirs(tmp_path):
     shutil.copy(out / "images" / "000001.jpg", out / "images" / "000099.jpg")
     r = run(app, ["validate", str(out / "annotations.json"), "--images-root", str(out / "images")])
     assert r.exit_code == 1 and "000099.jpg: image file that no record names" in r.output
+
+
+def test_overwrite_never_replaces_a_users_files(tmp_path):
+    """--overwrite writes into a foreign folder, but never under a name the user's files already hold."""
+    run = CliRunner().invoke
+    mine = tmp_path / "holiday"
+    (mine / "images").mkdir(parents=True)
+    (mine / "images" / "beach.jpg").write_text("precious")
+    r = run(app, ["import", "yolo", str(DATA / "deer"), "--out", str(mine), "--overwrite"])
+    assert r.exit_code == 1 and "already holds images, which this import run would replace" in r.output
+    assert (mine / "images" / "beach.jpg").read_text() == "precious" and not (mine / "images").is_symlink()
+    (mine / "images" / "beach.jpg").rename(mine / "beach.jpg")
+    (mine / "images").rmdir()
+    assert run(app, ["import", "yolo", str(DATA / "deer"), "--out", str(mine), "--overwrite"]).exit_code == 0
+    assert (mine / "beach.jpg").read_text() == "precious"  # the user's other files stay
+
+    labels = tmp_path / "thesis.json"
+    labels.write_text("my own labels")
+    r = run(app, ["export", str(mine), "--format", "coco", "--out", str(labels)])
+    assert r.exit_code == 1 and "exists" in r.output and labels.read_text() == "my own labels"
+    assert run(app, ["export", str(mine), "--format", "coco", "--out", str(labels), "--overwrite"]).exit_code == 0
+    assert json.loads(labels.read_text())["images"]
 
 
 def test_import_copy_refuses_an_out_inside_its_source(tmp_path):
