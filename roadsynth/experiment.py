@@ -191,8 +191,15 @@ def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> dict[str
         g = g.model_copy(update={"insert": g.insert.model_copy(
             update={"categories": {canonical(k): v for k, v in g.insert.categories.items()}})})
     out = {}
-    for folder in sorted({GENERATED[a] for a in cfg.experiment.arms if a in GENERATED}):
-        gf = g.model_copy(update={"placement": replace(g.placement, mode="random")}) if folder == "generated_random" else g
+    folders = sorted({GENERATED[a] for a in cfg.experiment.arms if a in GENERATED})  # generated before _random
+    for folder in folders:
+        gf = g
+        if folder == "generated_random":
+            gf = g.model_copy(update={"placement": replace(g.placement, mode="random")})
+            if "generated" in folders and gf.insert is not None:
+                # The ablation differs in placement only: the same objects (class, cut-out) in the same frames.
+                gf = gf.model_copy(update={"insert": gf.insert.model_copy(update={
+                    "same_objects_as": out_dir / "generated" / "annotations.json"})})
         path = out_dir / f"{folder}_config.yaml"
         save_config(cfg.model_copy(update={"generate": gf}), path)
         out[folder] = path

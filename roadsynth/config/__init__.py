@@ -74,7 +74,7 @@ _MODEL_PATH_KEYS = {"model", "config", "controlnet", "weights"}
 _MODEL_SECTIONS = {"inpaint", "restyle", "diffusion", "detector_check"}
 # The detector's `model` is an architecture name (yolo11n.yaml), its `weights` a file.
 _SECTION_PATH_KEYS = {"detector": {"weights"}, "experiment": {"reuse_dir"}, "ego": {"masks"},
-                      "pseudo_labels": {"weights"}}
+                      "pseudo_labels": {"weights"}, "insert": {"same_objects_as"}}
 
 
 def _resolve_paths(node: object, base: Path, parent: str = "") -> object:

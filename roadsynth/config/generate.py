@@ -194,6 +194,10 @@ class InsertConfig(Section):
     realism_limits: RealismLimits | None = Field(None, description="reject objects whose realism scores stay out "
                                                                    "of these bounds after matching")
     shadow: bool = True
+    same_objects_as: Path | None = Field(
+        None, description="a generated dataset's annotations.json (same scenes, seed and n_images): each frame "
+                          "inserts the objects that dataset's frame holds (categories and cut-outs), placed by this "
+                          "run's placement and re-placed until all are in; the experiment's real+random arm uses it")
 
     @model_validator(mode="after")
     def _check(self) -> "InsertConfig":

@@ -22,6 +22,7 @@ from roadsynth.config import Config
 from roadsynth.datasets.coco import annotation_to_dict, image_to_dict, mask_polygons
 from roadsynth.datasets.io import atomic_write_json, jsonable, save_image_atomic
 from roadsynth.datasets.records import Annotation, ImageRecord, Provenance
+from roadsynth.generate.follow import fill_in, load_followed, with_boxes
 from roadsynth.generate.plan import FrameJob, FramePlan, plan_frame
 from roadsynth.generate.resume import CHUNK_FORMAT, chunk_path
 from roadsynth.generate.sources import (
@@ -36,6 +37,7 @@ from roadsynth.generators.base import Insertion
 from roadsynth.generators.cutouts import CutoutBank
 from roadsynth.generators.realism import frame_is_dark, object_scores
 from roadsynth.geometry.regions import RegionError
+from roadsynth.scenes import place_for_frame
 
 
 class Worker:
@@ -56,6 +58,8 @@ class Worker:
         self.inserter = inserter
         self.appearance = Appearance(g, self.categories)
         self.labeller = PseudoLabeller(g)
+        follow = g.insert.same_objects_as if g.insert is not None else None
+        self.followed = load_followed(follow) if follow is not None else None
         self.fits: dict = {}  # per scene source: its fitted ground model (one per camera, not per frame)
         self._check = None
         # Task-runner threads share a worker; an Ultralytics model must not predict from two at once.
@@ -98,6 +102,8 @@ class Worker:
             inserted = self.inserter.insert_many([p.rgb for p in plans], [p.placements for p in plans],
                                                  [p.rng for p in plans], [p.occluders for p in plans],
                                                  [p.geometry.jpeg_quality for p in plans])
+            if self.followed is not None:  # as many objects per frame as the followed dataset holds
+                inserted = [self._fill_in(p, rgb, results) for p, (rgb, results) in zip(plans, inserted)]
         if g.insert is not None and g.insert.detector_check is not None and inserted:
             with self._check_lock:
                 scored = self.detector_check().score([rgb for rgb, _ in inserted], [rs for _, rs in inserted])
@@ -123,11 +129,28 @@ class Worker:
         return payload
 
     def _plan(self, job: FrameJob) -> FramePlan:
-        plan = plan_frame(self.cfg.generate, job, self.sources, self.fits, self.bank, self.labeller)
+        plan = plan_frame(self.cfg.generate, job, self.sources, self.fits, self.bank, self.labeller, self.followed)
         names = {c.id: c.name for c in plan.geometry.ds.categories}
         plan.existing = [replace(a, category_id=self.cat_index[names[a.category_id].lower()]) for a in plan.existing]
         plan.rgb, plan.existing, plan.restyle = self.appearance.restyle_vehicles(plan.rgb, plan.existing, job.seed)
         return plan
+
+    def _fill_in(self, plan: FramePlan, rgb: np.ndarray, results: list) -> tuple[np.ndarray, list]:
+        """Place again (around what is in) and insert again the requests not yet inserted in this frame."""
+        geo, out = plan.geometry, [rgb]
+
+        def place(pending, inserted):
+            placed, unplaced, _ = place_for_frame(with_boxes(geo.frame, inserted), geo.camera, geo.region, pending,
+                                                  plan.rng, self.cfg.generate.placement, geo.ego)
+            return placed, unplaced
+
+        def insert(placements):
+            (out[0], more), = self.inserter.insert_many([out[0]], [placements], [plan.rng], [plan.occluders],
+                                                       [geo.jpeg_quality])
+            return more
+
+        results, plan.unplaced = fill_in(plan.requests, results, place, insert)
+        return out[0], results
 
     def _failure(self, job: FrameJob, e: Exception) -> dict:
         ds, root = self.sources[job.scene_source]

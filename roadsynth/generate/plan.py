@@ -17,6 +17,7 @@ from roadsynth.config import GenerateConfig, SceneSource
 from roadsynth.datasets.io import inside, load_image
 from roadsynth.datasets.records import PSEUDO_LABEL, Annotation, Box, Dataset, ImageRecord, Provenance
 from roadsynth.datasets.sampling import select_images
+from roadsynth.generate.follow import Followed, followed_requests
 from roadsynth.generate.sources import Sources
 from roadsynth.generators.cutouts import CutoutBank
 from roadsynth.generators.harmonize import jpeg_quality
@@ -91,6 +92,7 @@ class FramePlan:
     occluders: dict[int, Box | np.ndarray]  # nearer existing objects (boxes) and the ego vehicle (a mask)
     rng: np.random.Generator
     restyle: dict | None = None  # vehicle restyle record (edits, refusals) when that step ran
+    requests: list[ObjectRequest] = field(default_factory=list)  # what placement was asked for
 
 
 Labeller = Callable[[int, np.ndarray], list[tuple[str, Box, float]]]  # (source index, RGB) -> detections
@@ -161,16 +163,20 @@ def object_requests(cfg: GenerateConfig, bank: CutoutBank, rng: np.random.Genera
 
 
 def plan_frame(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: dict, bank: CutoutBank,
-               labeller: Labeller | None = None) -> FramePlan:
+               labeller: Labeller | None = None, followed: Followed | None = None) -> FramePlan:
+    """`followed`: the objects of the dataset `insert.same_objects_as` names (generate.follow)."""
     geo = frame_geometry(cfg, job, sources, fits, labeller)
     rng = np.random.default_rng(job.seed)
+    requests: list[ObjectRequest] = []
     if cfg.insert is None or geo.region is None:
         placements, unplaced = [], []
     else:
-        placements, unplaced, _ = place_for_frame(geo.frame, geo.camera, geo.region, object_requests(cfg, bank, rng),
-                                                  rng, cfg.placement, geo.ego)
+        requests = (followed_requests(followed, job.index, job.seed, bank) if followed is not None
+                    else object_requests(cfg, bank, rng))
+        placements, unplaced, _ = place_for_frame(geo.frame, geo.camera, geo.region, requests, rng, cfg.placement,
+                                                  geo.ego)
     boxes = dict(geo.frame.boxes)
     occluders: dict[int, Box | np.ndarray] = {i: boxes[i] for p in placements for i in p.occluders}
     if geo.ego.any:  # nearer than anything: it hides what stands behind its edge, and nothing is drawn on it
         occluders[EGO_KEY] = geo.ego.mask
-    return FramePlan(job, geo, list(geo.existing), geo.rgb, placements, unplaced, occluders, rng)
+    return FramePlan(job, geo, list(geo.existing), geo.rgb, placements, unplaced, occluders, rng, requests=requests)

@@ -227,3 +227,47 @@ def test_trained_cache_is_keyed_by_content_and_refuses_damaged_entries(tmp_path)
     (tmp_path / "cache" / key / "weights.pt").write_bytes(b"tampered")
     assert cache.get(key) is None
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
+
+
+def test_the_random_placement_arm_inserts_the_same_objects_in_the_same_frames(tmp_path):
+    """The ablation may differ in placement only: same classes, cut-outs and counts per frame; what random
+    placement rejects is placed again until it is in."""
+    from collections import Counter
+    from dataclasses import replace
+
+    from roadsynth.experiment import prepare_generation
+    from roadsynth.generate import generate_dataset
+
+    cfg = load_config(ROOT / "configs" / "animals.yaml")
+    g = cfg.generate.model_copy(update={"n_images": 8, "chunk_size": 4})
+    geo = generate_dataset(cfg.model_copy(update={"generate": g}), tmp_path / "geo")
+    follow = g.model_copy(update={"placement": replace(g.placement, mode="random"),
+                                  "insert": g.insert.model_copy(update={"same_objects_as": tmp_path / "geo" /
+                                                                        "annotations.json"})})
+    rnd = generate_dataset(cfg.model_copy(update={"generate": follow}), tmp_path / "rnd")
+
+    def objects(ds):
+        return Counter((a.image_id, a.provenance.params["cutout_id"]) for a in ds.annotations if a.generated)
+
+    assert objects(geo) and objects(rnd) == objects(geo)
+    assert {a.provenance.params["placement"]["scale_source"] for a in rnd.annotations if a.generated} == {"random"}
+    other = follow.model_copy(update={"seed": 1})  # another plan: the frames would not match
+    with pytest.raises(ValueError, match="needs the same scenes, seed and n_images"):
+        from roadsynth.generate.chunk import Worker
+        from roadsynth.generate.plan import plan_jobs
+
+        worker = Worker(cfg.model_copy(update={"generate": other}))
+        worker._plan(plan_jobs(other, worker.sources)[0])
+
+    exp = quickstart(tmp_path, arms=["real", "real+generated", "real+random"])
+    (tmp_path / "exp").mkdir()
+    split_dir = tmp_path / "exp" / "splits"
+    from roadsynth.experiment import write_split
+
+    from roadsynth.datasets.split import filter_dataset
+
+    pool, root = read_yolo(DATA / "vehicles")
+    write_split(DatasetSplit(filter_dataset(pool, [im.id for im in pool.images[:3]]), root), split_dir / "train.json")
+    configs = prepare_generation(exp, tmp_path / "exp", split_dir / "train.json")
+    follows = load_config(configs["generated_random"]).generate.insert.same_objects_as
+    assert follows == tmp_path / "exp" / "generated" / "annotations.json"
