@@ -97,4 +97,4 @@ def export_yolo(split: DatasetSplit, out: Path, *, val_fraction: float = 0.1, se
         parts = {"train": filter_dataset(ds, {im.id for im in ds.images} - keep), "val": filter_dataset(ds, keep)}
     names = [c.name for c in sorted(ds.categories, key=lambda c: c.id)]
     return write_yolo_splits({k: (v, split.images_root) for k, v in parts.items()}, out, names, link=link,
-                             polygons=task == "segment")
+                             polygons=task == "segment", portable=True)

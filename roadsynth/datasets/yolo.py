@@ -159,12 +159,14 @@ def write_yolo_split(ds: Dataset, images_root: Path, out_dir: Path, split: str, 
 
 
 def write_yolo_splits(splits: dict[str, tuple[Dataset, Path]], out_dir: str | Path, class_names: list[str],
-                      link: Literal["symlink", "copy", "hardlink"] = "symlink", polygons: bool = False) -> Path:
-    """Write several splits (`{"train": (ds, images_root), ...}`) and a data.yaml with an absolute `path`."""
+                      link: Literal["symlink", "copy", "hardlink"] = "symlink", polygons: bool = False,
+                      portable: bool = False) -> Path:
+    """Write several splits (`{"train": (ds, images_root), ...}`) and a data.yaml with an absolute `path`, or
+    with none when `portable` (Ultralytics then reads the splits beside the data.yaml, wherever it is moved)."""
     out_dir = Path(out_dir).resolve()
     for split, (ds, root) in splits.items():
         write_yolo_split(ds, root, out_dir, split, class_names, link, polygons)
-    meta = {"path": str(out_dir), **{s: f"images/{s}" for s in splits}, "nc": len(class_names),
-            "names": list(class_names)}
+    meta = {**({} if portable else {"path": str(out_dir)}), **{s: f"images/{s}" for s in splits},
+            "nc": len(class_names), "names": list(class_names)}
     atomic_write_text(out_dir / "data.yaml", yaml.safe_dump(meta, sort_keys=False))
     return out_dir / "data.yaml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -26,8 +27,9 @@ def test_import_generate_export_and_train_ultralytics_with_nothing_converted_by_
     r = run(app, ["export", str(tmp_path / "gen"), "--format", "yolo", "--out", str(tmp_path / "yolo"),
                   "--val-fraction", "0.25"])
     assert r.exit_code == 0, r.output
+    shutil.move(tmp_path / "yolo", tmp_path / "moved")  # an export travels: nothing in it points back
     model = _import_yolo()("yolo11n.yaml")
-    model.train(data=str(tmp_path / "yolo" / "data.yaml"), epochs=1, imgsz=64, batch=4, workers=0, device="cpu",
+    model.train(data=str(tmp_path / "moved" / "data.yaml"), epochs=1, imgsz=64, batch=4, workers=0, device="cpu",
                 plots=False, amp=False, project=str(tmp_path / "train"), name="run", exist_ok=True, verbose=False)
     assert (tmp_path / "train" / "run" / "weights" / "last.pt").is_file()
     assert model.trainer.validator.metrics.box.map >= 0.0  # it trained and validated on the export as it is

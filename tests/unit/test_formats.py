@@ -47,6 +47,7 @@ def test_nuscenes_tables_project_the_3d_boxes_like_mmdetection3d_and_keep_the_ca
     assert im.attributes["channel"] == "CAM_FRONT" and im.attributes["camera"]["height_m"] == pytest.approx(1.511, 1e-3)
     assert abs(im.attributes["camera"]["pitch_deg"]) < 1 and im.attributes["timeofday"] == "daytime"
     assert "vehicle.car" in [c.name for c in ds.categories]
+    assert not [p for p in ds.info["problems"] if "not one of the format's classes" in p]  # its own category table
 
 
 def test_nuimages_keeps_its_own_boxes_attributes_and_log_conditions():
@@ -54,6 +55,7 @@ def test_nuimages_keeps_its_own_boxes_attributes_and_log_conditions():
     assert len(ds.annotations) == 47 and ds.images[0].attributes["timeofday"] == "night"
     cars = [a for a in ds.annotations if a.attributes.get("attributes") == ["vehicle.moving"]]
     assert cars and ds.images[0].attributes["camera"]["source"] == "nuimages-calib"
+    assert not [p for p in ds.info["problems"] if "not one of the format's classes" in p]
 
 
 def test_bdd100k_labels_conditions_unknown_classes_and_drivable_maps(tmp_path):

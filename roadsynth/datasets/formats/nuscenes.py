@@ -99,7 +99,7 @@ def read_nuscenes(root: str | Path, *, version: str = "v1.0-mini", class_map: di
                                     "sample_annotation", "instance", "category", "visibility", "log"))
     sensors = by.get("sensor", {})
     anns_by_sample = _group(t["sample_annotation"], "sample_token")
-    cats = Categories((), class_map)
+    cats = Categories(tuple(c.get("name", "") for c in t["category"]), class_map)  # the dataset's own table
     records, anns, problems = [], [], []
     for sd in t["sample_data"]:
         cs = by.get("calibrated_sensor", {}).get(sd.get("calibrated_sensor_token"))
@@ -140,7 +140,7 @@ def read_nuimages(root: str | Path, *, version: str = "v1.0-mini", class_map: di
     t, by = _tables(root, version, ("sample_data", "calibrated_sensor", "sensor", "object_ann", "category",
                                     "attribute", "sample", "log"))
     obj_by_sd = _group(t["object_ann"], "sample_data_token")
-    cats = Categories((), class_map)
+    cats = Categories(tuple(c.get("name", "") for c in t["category"]), class_map)  # the dataset's own table
     records, anns, problems = [], [], []
     for sd in t["sample_data"]:
         if not sd.get("is_key_frame"):
