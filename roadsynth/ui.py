@@ -10,7 +10,10 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +178,9 @@ def build_app(*, studio: Studio | None = None, dataset: Path | None = None, expe
 
 def launch(app: Any, host: str = "127.0.0.1", port: int | None = None, *, block: bool = True):
     """Serve the app; returns (app, local_url) when `block` is False (tests drive it from a browser)."""
+    if block and threading.current_thread() is threading.main_thread():
+        # `kill` (SIGTERM) skips atexit: turn it into a normal exit so the private temp folder is removed.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
                                theme=app._roadsynth_theme, footer_links=[], allowed_paths=[], show_error=True)
