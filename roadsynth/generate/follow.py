@@ -73,7 +73,7 @@ def fill_in(requests: list[ObjectRequest], results: list, place: Callable[[list[
         placed, unplaced = place(pending, [r for r in results if isinstance(r, Insertion)])
         if placed:
             results += insert(placed)
-        pending = _pending(pending, [r for r in results if isinstance(r, Insertion)])
+        pending = _pending(requests, results)  # against all requests: a match is one to one
     return results, unplaced if pending else []
 
 

@@ -271,3 +271,30 @@ def test_the_random_placement_arm_inserts_the_same_objects_in_the_same_frames(tm
     configs = prepare_generation(exp, tmp_path / "exp", split_dir / "train.json")
     follows = load_config(configs["generated_random"]).generate.insert.same_objects_as
     assert follows == tmp_path / "exp" / "generated" / "annotations.json"
+
+
+def test_fill_in_matches_requests_one_to_one_and_gives_up_after_its_rounds():
+    from roadsynth.generate.follow import fill_in
+    from roadsynth.generators.base import Insertion, Rejection
+    from roadsynth.geometry.placement import ObjectRequest
+    from roadsynth.geometry.records import Placement
+
+    def at(req, x):
+        return Placement(req.category, Box(x, 0, 10, 10), (x + 5, 10), params=dict(req.params))
+
+    def ok(p):
+        return Insertion(p, p.box, np.ones((10, 10), bool), (0, 0, 10, 10), None, {})
+
+    cows = [ObjectRequest("cow"), ObjectRequest("cow"), ObjectRequest("cow", 1.0, {"cutout_id": "c1"})]
+    first = [ok(at(cows[0], 0)), Rejection(at(cows[1], 20), "too small")]  # c1 was not even placed
+    calls = []
+
+    def place(pending, inserted):
+        calls.append((len(pending), len(inserted)))
+        return [at(r, 40 + 20 * k) for k, r in enumerate(pending)], []
+
+    results, unplaced = fill_in(cows, first, place, lambda ps: [ok(p) for p in ps])
+    assert calls == [(2, 1)] and sum(isinstance(r, Insertion) for r in results) == 3 and unplaced == []
+    calls.clear()
+    results, unplaced = fill_in(cows, first, place, lambda ps: [Rejection(p, "no") for p in ps], rounds=3)
+    assert calls == [(2, 1)] * 3 and sum(isinstance(r, Insertion) for r in results) == 1  # never counts twice
