@@ -262,6 +262,21 @@ def plan_compute(cfg: Config, arm_images: dict[str, int]) -> dict[str, dict[str,
     return out
 
 
+def train_in_child(det, train: DatasetSplit, val: DatasetSplit, run_dir: Path, seed: int) -> Path:
+    """`det.train(...)` in a fresh (spawned) process; returns the weights path.
+
+    Ultralytics' augmentations draw from Python's global `random`, which other threads of a flow's process
+    (the Prefect client's polling and retry jitter) draw from too, so a training inside the flow depended on
+    their timing: two fresh quickstart runs with identical inputs diverged from epoch 2. A child process owns
+    its random state, so the same inputs give the same weights (what the reuse cache's content key assumes).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(det.train, train, val, run_dir, seed=seed).result()
+
+
 def run_arm_seed(cfg: Config, arm: str, seed: int, train_path: Path, val_path: Path, test_path: Path,
                  run_dir: Path, compute: dict[str, int]) -> dict:
     """Train (or reuse) one detector and score it on the real test split; results are saved in `run_dir`."""
@@ -283,7 +298,7 @@ def run_arm_seed(cfg: Config, arm: str, seed: int, train_path: Path, val_path: P
         t_train = float(hit.get("train_seconds", 0.0))
     else:
         t0 = time.perf_counter()
-        trained = det.train(train, val, run_dir, seed=seed)
+        trained = train_in_child(det, train, val, Path(run_dir), seed)
         t_train = time.perf_counter() - t0
         link_or_copy(trained, weights)
         link_or_copy(trained.with_name("classes.json"), weights.with_name("classes.json"))
