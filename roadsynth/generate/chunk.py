@@ -23,7 +23,7 @@ from roadsynth.datasets.coco import annotation_to_dict, image_to_dict, mask_poly
 from roadsynth.datasets.io import atomic_write_json, jsonable, save_image_atomic
 from roadsynth.datasets.records import Annotation, ImageRecord, Provenance
 from roadsynth.generate.follow import fill_in, load_followed, with_boxes
-from roadsynth.generate.plan import FrameJob, FramePlan, plan_frame
+from roadsynth.generate.plan import FrameJob, FramePlan, frame_occluders, plan_frame
 from roadsynth.generate.resume import CHUNK_FORMAT, chunk_path
 from roadsynth.generate.sources import (
     PseudoLabeller,
@@ -144,8 +144,9 @@ class Worker:
                                                   plan.rng, self.cfg.generate.placement, geo.ego)
             return placed, unplaced
 
-        def insert(placements):
-            (out[0], more), = self.inserter.insert_many([out[0]], [placements], [plan.rng], [plan.occluders],
+        def insert(placements, inserted):  # an object inserted earlier and nearer hides the new one, like a source's
+            occluders = frame_occluders(with_boxes(geo.frame, inserted), placements, geo.ego)
+            (out[0], more), = self.inserter.insert_many([out[0]], [placements], [plan.rng], [occluders],
                                                        [geo.jpeg_quality])
             return more
 
@@ -193,7 +194,8 @@ class Worker:
         attrs = {"scene": geo.rec.scene, "source": geo.src.name, "background": geo.rec.file_name,
                  "background_path": str((Path(geo.root) / geo.rec.file_name).resolve()), "seed": plan.job.seed,
                  "generated": True, "camera": geo.camera.describe(),
-                 "region_source": geo.region.source if geo.region else None, "ego": geo.ego.describe(), "labels_complete": geo.src.labels_known,
+                 "region_source": geo.region.source if geo.region else None, "ego": geo.ego.describe(),
+                 "labels_complete": geo.src.labels_known,
                  "labels_from": "pseudo-label" if geo.src.pseudo_labels else ("source" if geo.src.labels_known
                                                                             else "none"),
                  "rejected": rejected, "dark": dark, "realism_real": real,

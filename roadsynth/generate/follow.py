@@ -58,21 +58,23 @@ def followed_requests(followed: Followed, index: int, seed: int, bank: CutoutBan
 
 
 def fill_in(requests: list[ObjectRequest], results: list, place: Callable[[list[ObjectRequest], list], tuple],
-            insert: Callable[[list[Placement]], list], rounds: int = FILL_ROUNDS) -> tuple[list, list]:
+            insert: Callable[[list[Placement], list], list], rounds: int = FILL_ROUNDS) -> tuple[list, list]:
     """Re-place and re-insert the requests that `results` did not insert, up to `rounds` times.
 
     `place(pending, inserted)` -> (placements, unplaced) places requests around the objects inserted so far;
-    `insert(placements)` -> results draws them on the frame. Returns all results (first attempts' rejections
-    included, so the log keeps them) and what stayed unplaced after the last round."""
+    `insert(placements, inserted)` -> results draws them on the frame (behind the nearer of `inserted`).
+    Returns all results (first attempts' rejections included, so the log keeps them) and what stayed
+    unplaced after the last round."""
     results = list(results)
     pending = _pending(requests, results)
     unplaced: list[tuple[str, str]] = []
     for _ in range(rounds):
         if not pending:
             break
-        placed, unplaced = place(pending, [r for r in results if isinstance(r, Insertion)])
+        inserted = [r for r in results if isinstance(r, Insertion)]
+        placed, unplaced = place(pending, inserted)
         if placed:
-            results += insert(placed)
+            results += insert(placed, inserted)
         pending = _pending(requests, results)  # against all requests: a match is one to one
     return results, unplaced if pending else []
 
@@ -91,5 +93,7 @@ def _pending(requests: list[ObjectRequest], results: list) -> list[ObjectRequest
 
 
 def with_boxes(frame: SceneFrame, inserted: list) -> SceneFrame:
-    """A SceneFrame whose existing boxes include the objects inserted so far (new ones must not cover them)."""
-    return replace(frame, boxes=list(frame.boxes) + [(-k - 1, r.box) for k, r in enumerate(inserted)])
+    """A SceneFrame whose existing boxes include the objects inserted so far, so placement keeps new ones off
+    them and lists the nearer ones as occluders. Their ids follow the source's own (never the ego key)."""
+    first = max((i for i, _ in frame.boxes), default=0) + 1
+    return replace(frame, boxes=list(frame.boxes) + [(first + k, r.box) for k, r in enumerate(inserted)])

@@ -175,8 +175,15 @@ def plan_frame(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: dict,
                     else object_requests(cfg, bank, rng))
         placements, unplaced, _ = place_for_frame(geo.frame, geo.camera, geo.region, requests, rng, cfg.placement,
                                                   geo.ego)
-    boxes = dict(geo.frame.boxes)
+    return FramePlan(job, geo, list(geo.existing), geo.rgb, placements, unplaced,
+                     frame_occluders(geo.frame, placements, geo.ego), rng, requests=requests)
+
+
+def frame_occluders(frame: SceneFrame, placements: list[Placement], ego: EgoMask) -> dict[int, Box | np.ndarray]:
+    """What the inserter must leave untouched: the nearer existing objects the placements list (boxes) and the
+    ego vehicle (a mask)."""
+    boxes = dict(frame.boxes)
     occluders: dict[int, Box | np.ndarray] = {i: boxes[i] for p in placements for i in p.occluders}
-    if geo.ego.any:  # nearer than anything: it hides what stands behind its edge, and nothing is drawn on it
-        occluders[EGO_KEY] = geo.ego.mask
-    return FramePlan(job, geo, list(geo.existing), geo.rgb, placements, unplaced, occluders, rng, requests=requests)
+    if ego.any:  # nearer than anything: it hides what stands behind its edge, and nothing is drawn on it
+        occluders[EGO_KEY] = ego.mask
+    return occluders

@@ -293,8 +293,27 @@ def test_fill_in_matches_requests_one_to_one_and_gives_up_after_its_rounds():
         calls.append((len(pending), len(inserted)))
         return [at(r, 40 + 20 * k) for k, r in enumerate(pending)], []
 
-    results, unplaced = fill_in(cows, first, place, lambda ps: [ok(p) for p in ps])
+    results, unplaced = fill_in(cows, first, place, lambda ps, inserted: [ok(p) for p in ps])
     assert calls == [(2, 1)] and sum(isinstance(r, Insertion) for r in results) == 3 and unplaced == []
     calls.clear()
-    results, unplaced = fill_in(cows, first, place, lambda ps: [Rejection(p, "no") for p in ps], rounds=3)
+    results, unplaced = fill_in(cows, first, place, lambda ps, inserted: [Rejection(p, "no") for p in ps], rounds=3)
     assert calls == [(2, 1)] * 3 and sum(isinstance(r, Insertion) for r in results) == 1  # never counts twice
+
+
+def test_re_placed_objects_see_the_inserted_ones_as_existing_and_the_ego_key_stays_the_ego():
+    from roadsynth.generate.follow import with_boxes
+    from roadsynth.generate.plan import frame_occluders
+    from roadsynth.generators.base import Insertion
+    from roadsynth.geometry.ego import EGO_KEY, EgoMask
+    from roadsynth.geometry.records import Placement
+    from roadsynth.scenes import SceneFrame
+
+    near = Placement("cow", Box(50, 50, 10, 10), (55, 60))
+    inserted = [Insertion(near, near.box, np.ones((10, 10), bool), (50, 50, 60, 60), None, {})]
+    frame = with_boxes(SceneFrame(ImageRecord(1, "a.jpg", 100, 100), 100, 100, [(3, Box(0, 0, 10, 10))]), inserted)
+    assert frame.boxes == [(3, Box(0, 0, 10, 10)), (4, Box(50, 50, 10, 10))]
+    ego = np.zeros((100, 100), bool)
+    ego[90:] = True
+    behind = Placement("sheep", Box(45, 40, 10, 12), (50, 52), occluders=(4,))
+    occluders = frame_occluders(frame, [behind], EgoMask(ego, "config-polygon"))
+    assert occluders[4] == Box(50, 50, 10, 10) and occluders[EGO_KEY] is ego  # drawn behind the nearer cow
