@@ -10,8 +10,8 @@ insertion itself, and it hits the floor too). A real run does not pay this: `roa
 So the headline figures pin the thresholds (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_, for floor and
 paste alike, in a child process); the glibc-default figures and fault counts are printed beside them.
 `matching_step_cost_ms` shows what each matching step costs (feather with all matching on, minus feather
-with that step off; `refine_alpha` is the matting). Frames: the nuScenes CAM_FRONT keyframe (1600x900) plus CamVid frames upscaled to 1600x900 (the only
-other road frames bundled). Prints JSON.
+with that step off; `refine_alpha` is the matting). Frames: the nuScenes CAM_FRONT keyframe (1600x900) plus
+CamVid frames upscaled to 1600x900 (the only other road frames bundled). Prints JSON.
 
     python benchmarks/paste_speed.py
 """
@@ -86,7 +86,8 @@ def measure() -> dict:
     bank = CutoutBank.concat([from_msrc(ROOT / "data/sample/cutouts/msrc_v2_animals", ["cow", "sheep"]),
                               from_weizmann(ROOT / "data/sample/cutouts/weizmann_horse")])
     data = frames()
-    modes = {"floor": None, "feather": PasteInserter(bank, blend="feather"), "poisson": PasteInserter(bank, blend="poisson"),
+    modes = {"floor": None, "feather": PasteInserter(bank, blend="feather"),
+             "poisson": PasteInserter(bank, blend="poisson"),
              "feather_as_cut": PasteInserter(bank, blend="feather", match=None)}
     # What each matching step costs: feather with all matching on but that step.
     for step in STEPS:

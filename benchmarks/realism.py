@@ -6,7 +6,8 @@ medians of the realism scores (generators/realism.py) with the counts they come 
   frames;
 - median log sharpness ratio within +-0.15 of the real objects' median.
 Also: generated objects standing on or drawn over the ego vehicle (target 0) and the region sources
-(no silent fallbacks). Variants: `matched` (the config as it is) and `as-cut` (insert.match: null, the pre-matching paste).
+(no silent fallbacks). Variants: `matched` (the config as it is) and `as-cut` (insert.match: null, the
+pre-matching paste).
 
     python benchmarks/realism.py configs/animals.yaml [--n 64]     # or configs/dashcam.yaml (fleet frames)
 """
@@ -19,15 +20,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from roadsynth.config import load_config  # noqa: E402
 from roadsynth.datasets.records import ImageRecord  # noqa: E402
 from roadsynth.generate import generate_dataset  # noqa: E402
+from roadsynth.generators.restyle import polygon_mask  # noqa: E402
 from roadsynth.scenes import ego_mask  # noqa: E402
 
 
@@ -68,10 +67,9 @@ def ego_check(cfg, out: Path, manifest: dict) -> dict:
             checked += 1
             cx, cy = a["provenance"]["placement"]["contact"]
             contact_on_ego += bool(ego[min(int(cy), h - 1), min(int(cx), w - 1)])
-            drawn = np.zeros((h, w), np.uint8)
-            for poly in a["segmentation"]:
-                cv2.fillPoly(drawn, [np.round(np.asarray(poly).reshape(-1, 2) - 0.5).astype(np.int32)], 1)
-            pixels_on_ego += bool((drawn.astype(bool) & ego).any())
+            # The polygons trace pixel edges (mask_polygons): back to pixel centres before filling.
+            drawn = polygon_mask([[v - 0.5 for v in poly] for poly in a["segmentation"]], (h, w))
+            pixels_on_ego += bool(drawn is not None and (drawn & ego).any())
     return {"objects_on_frames_with_ego_mask": checked, "contact_on_ego": contact_on_ego,
             "visible_pixels_on_ego": pixels_on_ego, "ego_sources": manifest["ego_sources"],
             "region_sources": manifest["region_sources"],

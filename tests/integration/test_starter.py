@@ -44,4 +44,5 @@ def test_train_starter_writes_weights_and_a_manifest_of_every_image_it_saw(tmp_p
     mine.mkdir()
     (mine / "weights.pt").write_text("a user's own weights")
     r = CliRunner().invoke(app, ["train-starter", str(tmp_path / "s.yaml"), "--out", str(mine), "--overwrite"])
-    assert r.exit_code == 1 and "would replace" in r.output and (mine / "weights.pt").read_text() == "a user's own weights"
+    assert r.exit_code == 1 and "would replace" in r.output
+    assert (mine / "weights.pt").read_text() == "a user's own weights"
