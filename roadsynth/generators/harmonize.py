@@ -114,21 +114,29 @@ def match_tone_color(obj: np.ndarray, inside: np.ndarray, ring_rgb: np.ndarray, 
         y2 = np.clip((y - yo) * scale + target, 0, 255)
         y2 = np.clip(y2 + (target - float(y2[inside].mean())), 0, 255)  # clipping at black lifts the mean back
         out *= (y2 * jitter[0] / np.maximum(y, 1.0))[..., None]
-    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    out = _to_u8(out)
     if not cfg.color and jitter[1:] == (0.0, 0.0):
         return out
-    lab = cv2.cvtColor(out, cv2.COLOR_RGB2LAB).astype(np.float32)
+    # L stays as it is: only a and b move (as float, then rounded once).
+    L, A, B = cv2.split(cv2.cvtColor(out, cv2.COLOR_RGB2LAB))
+    a, b = A.astype(np.float32), B.astype(np.float32)
     if cfg.color:
         ring_lab = cv2.cvtColor(ring_rgb.reshape(-1, 1, 3), cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32)
-        da = float(ring_lab[:, 1].mean() - lab[..., 1][inside].mean())
-        db = float(ring_lab[:, 2].mean() - lab[..., 2][inside].mean())
+        da = float(ring_lab[:, 1].mean() - a[inside].mean())
+        db = float(ring_lab[:, 2].mean() - b[inside].mean())
         shift = 0.5 * math.hypot(da, db)
         f = 0.5 * (min(shift, cfg.max_color_shift) / shift if shift > 0 else 0.0)
-        lab[..., 1] += f * da
-        lab[..., 2] += f * db
-    lab[..., 1] += jitter[1]
-    lab[..., 2] += jitter[2]
-    return cv2.cvtColor(np.clip(np.round(lab), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+        a += f * da
+        b += f * db
+    a += jitter[1]
+    b += jitter[2]
+    return cv2.cvtColor(cv2.merge([L, _to_u8(a), _to_u8(b)]), cv2.COLOR_LAB2RGB)
+
+
+def _to_u8(x: np.ndarray) -> np.ndarray:
+    """float32 -> uint8, rounded half to even and clipped to [0, 255] (as np.clip(np.round(x), 0, 255) but
+    in one OpenCV pass: negatives are zeroed first, so the absolute value in convertScaleAbs is a no-op)."""
+    return cv2.convertScaleAbs(cv2.threshold(x, 0, 0, cv2.THRESH_TOZERO)[1])
 
 
 def edge_blur_sigma(gray: np.ndarray, region: np.ndarray, reblur: float = 1.0, grad: np.ndarray | None = None
@@ -153,18 +161,23 @@ def blur_inside(obj: np.ndarray, alpha: np.ndarray, sigma: float) -> np.ndarray:
     a = alpha.astype(np.float32)
     num = cv2.GaussianBlur(obj.astype(np.float32) * a[..., None], (0, 0), sigma)
     den = cv2.GaussianBlur(a, (0, 0), sigma)
-    return np.clip(np.round(num / np.maximum(den, 1e-3)[..., None]), 0, 255).astype(np.uint8)
+    return _to_u8(num / np.maximum(den, 1e-3)[..., None])
 
 
-def add_noise(obj: np.ndarray, inside: np.ndarray, sigma_ring: float | None, rng: np.random.Generator) -> np.ndarray:
-    """Sensor noise where the object has less than its surroundings (luma noise, same in every channel)."""
+def add_noise(obj: np.ndarray, inside: np.ndarray, sigma_ring: float | None, rng: np.random.Generator,
+              draw: tuple[tuple[int, int], tuple[slice, slice]] | None = None) -> np.ndarray:
+    """Sensor noise where the object has less than its surroundings (luma noise, same in every channel).
+    `draw` = (shape, window): the noise is drawn for an image of `shape` and `obj` is its `window` (so a
+    window of the image gets exactly the noise the whole image would)."""
     if sigma_ring is None:
         return obj
     sigma_obj = noise_sigma(cv2.cvtColor(obj, cv2.COLOR_RGB2GRAY), inside) or 0.0
     extra = math.sqrt(max(sigma_ring**2 - sigma_obj**2, 0.0))
     if extra < 0.3:
         return obj
-    n = rng.normal(0, extra, obj.shape[:2]).astype(np.float32)
+    n = rng.normal(0, extra, obj.shape[:2] if draw is None else draw[0]).astype(np.float32)
+    if draw is not None:
+        n = n[draw[1]]
     return np.clip(obj.astype(np.float32) + n[..., None], 0, 255).astype(np.uint8)
 
 

@@ -45,11 +45,12 @@ def gradient(gray: np.ndarray) -> np.ndarray:
     return cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
 
 
-def noise_sigma(gray: np.ndarray, region: np.ndarray | None = None, grad: np.ndarray | None = None) -> float | None:
+def noise_sigma(gray: np.ndarray, region: np.ndarray | None = None, grad: np.ndarray | None = None,
+                resp: np.ndarray | None = None) -> float | None:
     """Immerkaer's (1996) noise estimate over the flattest half of `region` (texture would read as noise).
-    `grad`: `gradient(gray)` when the caller has it already."""
+    `grad`, `resp`: `gradient(gray)` and `noise_response(gray)` when the caller has them already."""
     g = gray.astype(np.float32)
-    resp = np.abs(cv2.filter2D(g, -1, _NOISE_KERNEL, borderType=cv2.BORDER_REFLECT))
+    resp = noise_response(g) if resp is None else resp
     grad = gradient(g) if grad is None else grad
     inner = np.zeros(g.shape, bool)
     inner[1:-1, 1:-1] = True
@@ -59,6 +60,11 @@ def noise_sigma(gray: np.ndarray, region: np.ndarray | None = None, grad: np.nda
     # The flatter part of the region: gradients at most its mean (texture would read as noise).
     flat = sel & (grad <= cv2.mean(grad, mask=sel.view(np.uint8))[0])
     return float(cv2.mean(resp, mask=flat.view(np.uint8))[0] * math.sqrt(math.pi / 2) / 6)
+
+
+def noise_response(gray: np.ndarray) -> np.ndarray:
+    """|Immerkaer's Laplacian difference| per pixel (float32): zero on any plane, noise on flat ground."""
+    return np.abs(cv2.filter2D(gray.astype(np.float32), -1, _NOISE_KERNEL, borderType=cv2.BORDER_REFLECT))
 
 
 def regions(shape: tuple[int, int], box: Box) -> tuple[np.ndarray, np.ndarray]:
@@ -98,11 +104,11 @@ def object_scores(img: np.ndarray, box: Box, silhouette: np.ndarray | None = Non
         return {"log_luminance": None, "log_sharpness": None, "log_noise": None}
     g = gray.astype(np.float32)
     lap = np.abs(cv2.Laplacian(cv2.GaussianBlur(g, (0, 0), 0.7), cv2.CV_32F))
-    grad = gradient(g)
+    grad, resp = gradient(g), noise_response(g)
     out = {
         "log_luminance": _log_ratio(float(g[obj].mean()) + 1.0, float(g[ring].mean()) + 1.0),
         "log_sharpness": _log_ratio(float(lap[obj].std()) + 0.5, float(lap[ring].std()) + 0.5),
-        "log_noise": _log_ratio(noise_sigma(g, obj, grad), noise_sigma(g, ring, grad)),
+        "log_noise": _log_ratio(noise_sigma(g, obj, grad, resp), noise_sigma(g, ring, grad, resp)),
     }
     if silhouette is not None:
         out["seam"] = seam_score(g, silhouette, grad)

@@ -79,6 +79,25 @@ def test_noise_is_added_only_up_to_the_surroundings_level():
     assert hz.add_noise(noisy, inside, 3.0, rng) is noisy  # already noisier than the scene: left alone
 
 
+def test_noise_drawn_for_a_window_is_the_noise_the_whole_image_would_get():
+    # The paste inserter matches an object in a window around its box: the window must get exactly the
+    # noise a whole-crop draw gives it (same seed, same pixels), or output would depend on the window.
+    img = np.full((60, 90, 3), 120, np.uint8)
+    inside = np.zeros((60, 90), bool)
+    inside[20:45, 30:70] = True
+    win = (slice(15, 50), slice(25, 80))
+    whole = hz.add_noise(img, inside, 6.0, np.random.default_rng(3))
+    part = hz.add_noise(img[win], inside[win], 6.0, np.random.default_rng(3), draw=(img.shape[:2], win))
+    assert np.array_equal(part, whole[win]) and not np.array_equal(part, img[win])
+
+
+def test_float_to_uint8_rounds_half_to_even_and_clips_like_numpy():
+    x = np.array([[-300.0, -0.6, -0.5, -0.4, 0.0, 0.5, 1.5, 2.5, 127.49, 254.5, 255.4, 255.5, 999.0]], np.float32)
+    assert np.array_equal(hz._to_u8(x), np.clip(np.round(x), 0, 255).astype(np.uint8))
+    x3 = np.random.default_rng(0).uniform(-20, 280, (16, 16, 3)).astype(np.float32)
+    assert np.array_equal(hz._to_u8(x3), np.clip(np.round(x3), 0, 255).astype(np.uint8))
+
+
 def test_jpeg_texture_follows_the_frame_grid_and_quality_is_read_from_the_file(tmp_path):
     crop = textured(48, 64)
     rt = hz.jpeg_roundtrip(crop, (13, 5), 40)
