@@ -98,11 +98,12 @@ def match_tone_color(obj: np.ndarray, inside: np.ndarray, ring_rgb: np.ndarray, 
     the ring's pixels, Nx3 uint8). Tone works on luma (the quantity the audit measures) with a per-pixel
     gain, so chromaticity stays; colour is one bounded CIELAB a/b shift. `jitter` = (luma gain, a shift,
     b shift): small per-object variety that never rotates hue."""
-    out = obj.astype(np.float32)
+    out = obj
     if cfg.tone:
         y = cv2.cvtColor(obj, cv2.COLOR_RGB2GRAY).astype(np.float32)
         ring_y = ring_rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        yo, so = float(y[inside].mean()), float(y[inside].std())
+        y_in = y[inside]
+        yo, so = float(y_in.mean()), float(y_in.std())
         yr, sr = float(ring_y.mean()), float(ring_y.std())
         own = math.log((yo + 1) / (yr + 1))
         kept = float(np.clip(own * cfg.luminance_keep, -cfg.max_log_luminance, cfg.max_log_luminance))
@@ -113,10 +114,9 @@ def match_tone_color(obj: np.ndarray, inside: np.ndarray, ring_rgb: np.ndarray, 
                               0.3, 1.5))
         y2 = np.clip((y - yo) * scale + target, 0, 255)
         y2 = np.clip(y2 + (target - float(y2[inside].mean())), 0, 255)  # clipping at black lifts the mean back
-        out *= (y2 * jitter[0] / np.maximum(y, 1.0))[..., None]
-    out = _to_u8(out)
+        out = _to_u8(obj * (y2 * jitter[0] / np.maximum(y, 1.0))[..., None])  # uint8 * float32: float32
     if not cfg.color and jitter[1:] == (0.0, 0.0):
-        return out
+        return out.copy() if out is obj else out
     # L stays as it is: only a and b move (as float, then rounded once).
     L, A, B = cv2.split(cv2.cvtColor(out, cv2.COLOR_RGB2LAB))
     a, b = A.astype(np.float32), B.astype(np.float32)
