@@ -27,7 +27,15 @@ from roadsynth.generators.harmonize import (
     refine_alpha,
 )
 from roadsynth.generators.occlusion import draw_far_to_near, occluded
-from roadsynth.generators.realism import RealismLimits, gradient, noise_sigma, object_scores, regions, ring_px
+from roadsynth.generators.realism import (
+    RealismLimits,
+    box_window,
+    gradient,
+    noise_sigma,
+    object_scores,
+    regions,
+    ring_px,
+)
 from roadsynth.generators.verify import mask_box, verify_object
 from roadsynth.geometry.records import Placement
 
@@ -203,7 +211,8 @@ class PasteInserter:
         holds the ring): every step reads at most a few pixels beyond the silhouette, and the blur its
         kernel's radius, so the window's margins give exactly the pixels the whole crop would (the
         pinned-output test holds), at about half the cost. Pixels of `o` outside the silhouette are
-        never shown (alpha 0 there), so they are left as they were."""
+        never shown (alpha 0 there), so they are left as they were. `o` (the caller's scratch crop) is
+        matched in place and returned."""
         m = self.match
         inside = a > 0.5
         _, ring = regions(a.shape, box)
@@ -212,8 +221,7 @@ class PasteInserter:
             return self._jitter(o, rng)
         j = self.color_jitter
         jitter = (1 + rng.uniform(-j, j), rng.uniform(-40 * j, 40 * j) / 4, rng.uniform(-40 * j, 40 * j) / 4)
-        o = o.copy()
-        win = _window(box, a.shape, 8)  # 8 px: the re-blurred gradient of the sharpness estimate reads 6
+        win = box_window(box, a.shape, 8)  # 8 px: the re-blurred gradient of the sharpness estimate reads 6
         if m.tone or m.color:
             o[win] = match_tone_color(o[win], inside[win], before[ring], m, jitter)
         gray_bg = cv2.cvtColor(before, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -225,7 +233,7 @@ class PasteInserter:
             if s_ring is not None and s_obj is not None and s_ring > s_obj + 0.2:
                 sigma = min(float(np.sqrt(s_ring**2 - s_obj**2)), 4.0)
                 # OpenCV's float Gaussian kernel reaches 4 sigma: the window must hold all of it.
-                wb = _window(box, a.shape, int(np.ceil(4 * sigma)) + 2)
+                wb = box_window(box, a.shape, int(np.ceil(4 * sigma)) + 2)
                 o[wb] = blur_inside(o[wb], a[wb], sigma)
         if m.noise:
             o[win] = add_noise(o[win], inside[win], noise_sigma(gray_bg, ring, grad_bg), rng,
@@ -307,9 +315,3 @@ def poisson_solve(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> np.ndar
     out[1:-1, 1:-1] = np.clip(np.round(u[:h, :w] + dst[1:-1, 1:-1]), 0, 255)
     return out
 
-
-def _window(box: Box, shape: tuple[int, int], margin: int) -> tuple[slice, slice]:
-    """The rows and columns of `box` (integer, in an image of `shape`) grown by `margin`, clipped."""
-    h, w = shape
-    return (slice(max(int(box.y) - margin, 0), min(int(np.ceil(box.y2)) + margin, h)),
-            slice(max(int(box.x) - margin, 0), min(int(np.ceil(box.x2)) + margin, w)))

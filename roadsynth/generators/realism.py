@@ -64,7 +64,14 @@ def noise_sigma(gray: np.ndarray, region: np.ndarray | None = None, grad: np.nda
 
 def noise_response(gray: np.ndarray) -> np.ndarray:
     """|Immerkaer's Laplacian difference| per pixel (float32): zero on any plane, noise on flat ground."""
-    return np.abs(cv2.filter2D(gray.astype(np.float32), -1, _NOISE_KERNEL, borderType=cv2.BORDER_REFLECT))
+    return np.abs(cv2.filter2D(gray.astype(np.float32, copy=False), -1, _NOISE_KERNEL, borderType=cv2.BORDER_REFLECT))
+
+
+def box_window(box: Box, shape: tuple[int, int], margin: int) -> tuple[slice, slice]:
+    """The rows and columns of `box` (its integer pixels, in an image of `shape`) grown by `margin`, clipped."""
+    h, w = shape
+    return (slice(max(int(box.y) - margin, 0), min(int(math.ceil(box.y2)) + margin, h)),
+            slice(max(int(box.x) - margin, 0), min(int(math.ceil(box.x2)) + margin, w)))
 
 
 def regions(shape: tuple[int, int], box: Box) -> tuple[np.ndarray, np.ndarray]:
@@ -89,15 +96,12 @@ def _log_ratio(a: float | None, b: float | None) -> float | None:
 def object_scores(img: np.ndarray, box: Box, silhouette: np.ndarray | None = None) -> dict[str, Any]:
     """The realism scores of one object (box in `img`'s pixels; only its surroundings are read).
     `silhouette`, when given, is an object mask of `img`'s size (for the seam score)."""
-    r = ring_px(box)
-    h, w = img.shape[:2]
-    x1, y1 = max(int(box.x) - r, 0), max(int(box.y) - r, 0)
-    x2, y2 = min(int(math.ceil(box.x2)) + r, w), min(int(math.ceil(box.y2)) + r, h)
-    if x2 - x1 < 4 or y2 - y1 < 4:
+    win = box_window(box, img.shape[:2], ring_px(box))
+    if win[0].stop - win[0].start < 4 or win[1].stop - win[1].start < 4:
         return {"log_luminance": None, "log_sharpness": None, "log_noise": None}
-    img = img[y1:y2, x1:x2]
-    silhouette = None if silhouette is None else silhouette[y1:y2, x1:x2]
-    box = Box(box.x - x1, box.y - y1, box.w, box.h)
+    img = img[win]
+    silhouette = None if silhouette is None else silhouette[win]
+    box = Box(box.x - win[1].start, box.y - win[0].start, box.w, box.h)
     gray = luma(img)
     obj, ring = regions(gray.shape, box)
     if obj.sum() < 30 or ring.sum() < 30:
