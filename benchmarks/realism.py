@@ -42,8 +42,10 @@ def targets(audit: dict) -> dict:
                                      "inserted": ins["abs_log_luminance"], "real": real["abs_log_luminance"]}
     ins, real = audit["all"]["inserted"]["log_sharpness"], audit["all"]["real"]["log_sharpness"]
     if ins is not None and real is not None:
+        gap = audit["all"].get("log_sharpness_gap") or {}
         out["sharpness_all"] = {"inserted_minus_real": round(ins - real, 3), "target": "within +-0.15",
-                                "met": abs(ins - real) <= 0.15, "inserted": ins, "real": real}
+                                "met": abs(ins - real) <= 0.15, "ci95_over_frames": gap.get("ci95"),
+                                "inserted": ins, "real": real}
     return out
 
 

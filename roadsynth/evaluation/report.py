@@ -159,6 +159,10 @@ def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_exam
             for r in [audit.get(scope, {}).get(who, {})]], 3)
         lines += ["", "Scores against the ring of background around each box (generators/realism.py): 0 means "
                   "the object matches its surroundings; real objects are the yardstick."]
+        lines += [f"- {folder}, {scope} frames: log sharpness inserted - real {gap['median']:+.3f}, 95 % interval "
+                  f"over {gap['frames']} frames [{gap['ci95'][0]:+.3f}, {gap['ci95'][1]:+.3f}]"
+                  for folder, audit in metrics["realism"].items() for scope in ("all", "dark")
+                  if (gap := audit.get(scope, {}).get("log_sharpness_gap"))]
     leaks = metrics.get("leakage")
     if leaks is not None:
         lines += ["", "## Leakage check", ""]

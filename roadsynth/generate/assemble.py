@@ -70,8 +70,9 @@ def realism_audit(images: Sequence[ImageRecord], inserted: Sequence[Annotation])
     """Realism scores of inserted objects against the real labelled objects of the same frames (medians,
     overall and in dark frames; see generators/realism.py)."""
     dark = {im.id: bool(im.attributes.get("dark")) for im in images}
-    ins = [{**a.provenance.params.get("verifier", {}), "dark": dark.get(a.image_id)} for a in inserted]
-    real = [{**r, "dark": dark[im.id]} for im in images for r in im.attributes.get("realism_real", [])]
+    ins = [{**a.provenance.params.get("verifier", {}), "dark": dark.get(a.image_id), "frame": a.image_id}
+           for a in inserted]
+    real = [{**r, "dark": dark[im.id], "frame": im.id} for im in images for r in im.attributes.get("realism_real", [])]
     return summarize(ins, real)
 
 

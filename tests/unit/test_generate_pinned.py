@@ -18,9 +18,11 @@ from tests.conftest import ROOT
 # on purpose by the fleet-frame work: appearance matching (tone, colour, sharpness, noise, JPEG texture,
 # alpha refinement), one cut-out at most once per frame, shadows kept off nearer objects, the
 # drivable-region estimate never falling back silently, and the ego / labels / realism image records;
-# then by the formats work: every annotation carries `segmentation` ([] without a mask).
-ANNOTATIONS_SHA256 = "1a737f755a078a15546ef36db5c2593f72b43445510e16808004bf1eadb4542f"
-IMAGES_SHA256 = "8bd96118fd9cbfe617709a15de8fa51ba20e9d0dadb35c07b37885b78552a669"
+# then by the formats work: every annotation carries `segmentation` ([] without a mask); then by tone
+# matching keeping the object's own relative contrast (a gain, `contrast_follow: 0`) instead of pulling it
+# half-way to the ring's, which left pasted animals flatter than the frames' real vehicles.
+ANNOTATIONS_SHA256 = "15fa38ae1e98dbc8359b743aa09211493f0197492875272f8a5aaf5fe1f0af36"
+IMAGES_SHA256 = "6079f5e7881bec0b80fc003bd387374883a696bbf0738d9e6f15f05b68ad3b08"
 
 
 def small_config(tmp_path):

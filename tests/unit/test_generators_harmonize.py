@@ -26,18 +26,28 @@ def textured(h=80, w=80, seed=0):
     return img
 
 
-def test_tone_moves_a_bright_object_towards_dark_surroundings_and_keeps_some_contrast():
+def test_tone_moves_a_bright_object_towards_dark_surroundings_by_a_gain():
     obj = np.full((40, 40, 3), 200, np.uint8)
     obj[::4] = 230  # some texture
     inside = np.ones((40, 40), bool)
-    ring = np.full((500, 3), 30, np.uint8)  # dark, neutral surroundings
+    ring = np.full((500, 3), 30, np.uint8)
+    ring[::3] = 36  # dark surroundings, flatter than the object (relative contrast 0.09 vs 0.06)
     out = hz.match_tone_color(obj, inside, ring, hz.MatchConfig())
+    y0 = cv2.cvtColor(obj, cv2.COLOR_RGB2GRAY).astype(float)
     y = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(float)
-    kept = math.log((y.mean() + 1) / 31)
+    ry = ring.astype(float) @ [0.299, 0.587, 0.114]
+    kept = math.log((y.mean() + 1) / (ry.mean() + 1))
     assert 0 < kept <= 0.35 + 0.02  # brighter than the surroundings, by about natural variation at most
-    assert y.std() < cv2.cvtColor(obj, cv2.COLOR_RGB2GRAY).std()  # a dark flat scene flattens it
+    # As an exposure change would: darker, with the object's own relative contrast (not the road's).
+    assert y.std() / y.mean() == pytest.approx(y0.std() / y0.mean(), rel=0.1)
+    # contrast_follow moves the relative contrast (in log) towards the ring's.
+    flat = cv2.cvtColor(hz.match_tone_color(obj, inside, ring, hz.MatchConfig(contrast_follow=1.0)),
+                        cv2.COLOR_RGB2GRAY).astype(float)
+    assert flat.std() / flat.mean() == pytest.approx(ry.std() / ry.mean(), rel=0.15)
     off = hz.match_tone_color(obj, inside, ring, hz.MatchConfig(tone=False, color=False))
     assert np.abs(off.astype(int) - obj).max() <= 1
+    with pytest.raises(ValueError, match="`contrast_follow` must be in"):
+        hz.MatchConfig(contrast_follow=1.5)
 
 
 def test_colour_shift_is_one_bounded_shift_that_never_rotates_hues():
@@ -170,3 +180,23 @@ def test_summary_compares_inserted_and_real_medians_overall_and_in_dark_frames()
     out = summarize(ins, real)
     assert out["all"]["inserted"]["n"] == 2 and out["all"]["inserted"]["abs_log_luminance"] == pytest.approx(0.2)
     assert out["dark"]["inserted"]["abs_log_luminance"] == pytest.approx(0.1) and out["dark"]["real"]["n"] == 1
+
+
+def test_sharpness_gap_interval_resamples_frames_and_widens_with_fewer_of_them():
+    from roadsynth.generators.realism import median_gap
+
+    rng = np.random.default_rng(0)
+
+    def rows(n_frames, shift):
+        out = []
+        for f in range(n_frames):
+            light = rng.normal(0, 0.3)  # what a frame's objects share
+            out += [{"log_sharpness": light + shift + rng.normal(0, 0.05), "frame": f} for _ in range(3)]
+        return out
+
+    many = median_gap(rows(60, -0.2), rows(60, 0.0), "log_sharpness")
+    few = median_gap(rows(6, -0.2), rows(6, 0.0), "log_sharpness")
+    assert many["frames"] == 60 and many["ci95"][0] < many["median"] < many["ci95"][1]
+    assert -0.5 < many["median"] < 0.1
+    assert few["ci95"][1] - few["ci95"][0] > many["ci95"][1] - many["ci95"][0]
+    assert median_gap(rows(1, 0), [], "log_sharpness") is None  # nothing to compare with
