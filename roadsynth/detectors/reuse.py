@@ -1,8 +1,10 @@
 """Finished trainings, kept by content, so a later experiment reuses an arm x seed it would only repeat.
 
 A training is determined by its train and val data (every record, in order, and every image's bytes),
-the detector config (with the epochs the compute plan chose), the starting weights' bytes, the seed and
-the library versions. The SHA-256 of all that is the key; the cache folder `<root>/<key>/` holds the
+the detector config (with the epochs the compute plan chose), the starting weights' bytes, the seed, the
+library versions and roadsynth's own training code (the source of the modules between a split and its
+weights: a change there, such as moving trainings into child processes, changes the weights without
+changing the version number). The SHA-256 of all that is the key; the cache folder `<root>/<key>/` holds the
 weights, their class mapping and what went into the key. Changing only the generation config therefore
 retrains only the arms that contain generated data.
 
@@ -27,6 +29,10 @@ from roadsynth.datasets.records import DatasetSplit
 
 DEFAULT_ROOT = Path.home() / ".cache" / "roadsynth" / "trained"
 ENTRY = "entry.json"
+# The modules that turn a split into weights (the experiment's child-process training, the detector
+# adapter, the YOLO export and the records it writes).
+TRAINING_CODE = ("experiment.py", "detectors/base.py", "detectors/yolo_ultralytics.py", "datasets/yolo.py",
+                 "datasets/records.py", "datasets/io.py")
 
 
 def file_sha256(path: Path) -> str:
@@ -59,8 +65,17 @@ def training_key(detector: dict[str, Any], train: DatasetSplit, val: DatasetSpli
         "val": split_fingerprint(val),
         "seed": seed,
         "versions": {"roadsynth": __version__, **{d: library_version(d) for d in ("ultralytics", "torch")}},
+        "training_code_sha256": training_code_sha256(),
     }
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:32], desc
+
+
+def training_code_sha256() -> str:
+    package = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for name in TRAINING_CODE:
+        h.update(name.encode() + (package / name).read_bytes())
+    return h.hexdigest()
 
 
 class TrainedCache:

@@ -199,7 +199,7 @@ def test_bundled_starter_never_saw_a_bundled_test_image():
     assert not any("ambulance" in str(m).lower() for m in manifest["classes"])
 
 
-def test_trained_cache_is_keyed_by_content_and_refuses_damaged_entries(tmp_path):
+def test_trained_cache_is_keyed_by_content_and_refuses_damaged_entries(tmp_path, monkeypatch):
     from roadsynth.detectors.reuse import TrainedCache, training_key
 
     ds, root = read_yolo(DATA / "deer")
@@ -214,6 +214,14 @@ def test_trained_cache_is_keyed_by_content_and_refuses_damaged_entries(tmp_path)
     first = sorted((copy / "images").glob("*.jpg"))[0]
     first.write_bytes(first.read_bytes()[:-10] + b"0123456789")  # same records, other pixels
     assert training_key(det, DatasetSplit(read_yolo(copy)[0], copy / "images"), sp, seed=0)[0] != key
+    # Training code that changed without a version bump (a stale cache once mixed in-process trainings from
+    # an older checkout with fresh ones) gives another key.
+    import roadsynth.detectors.reuse as reuse
+
+    assert desc["training_code_sha256"] == reuse.training_code_sha256()
+    monkeypatch.setattr(reuse, "training_code_sha256", lambda: "0" * 64)
+    assert training_key(det, sp, sp, seed=0)[0] != key
+    monkeypatch.undo()
 
     weights = tmp_path / "w" / "weights.pt"
     weights.parent.mkdir()
