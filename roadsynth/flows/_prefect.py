@@ -18,11 +18,16 @@ def _apply_offline_defaults() -> None:
 
 _apply_offline_defaults()  # environment defaults only, just before importing Prefect (a user's own values win)
 
+import warnings  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from typing import Iterator  # noqa: E402
 
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+with warnings.catch_warnings():
+    # Prefect makes PREFECT_HOME at import without its parents, so on a fresh machine (no ~/.cache yet) it
+    # warns that it could not; `ensure_home` makes it, parents included, before any flow runs.
+    warnings.filterwarnings("ignore", message="Failed to create the Prefect home directory", category=UserWarning)
+    from prefect import flow, get_run_logger, task  # noqa: E402
+    from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 
 def ensure_home() -> Path:
