@@ -314,4 +314,3 @@ def poisson_solve(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> np.ndar
     out = dst.copy()
     out[1:-1, 1:-1] = np.clip(np.round(u[:h, :w] + dst[1:-1, 1:-1]), 0, 255)
     return out
-

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from roadsynth.datasets.records import Box
+from roadsynth.evaluation.stats import paired_bootstrap_diff
 
 DARK_FRAME_LUMA = 70.0  # mean luma (0-255) below which a frame counts as dark (night, dusk, tunnels)
 _NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
@@ -170,22 +171,17 @@ def median_gap(inserted: list[dict], real: list[dict], key: str, n_boot: int = 1
         for j, r in enumerate(rows):
             if r.get(key) is not None:
                 frames.setdefault(r.get("frame", (i, j)), ([], []))[side].append(float(r[key]))
-    ins = [v for f in frames.values() for v in f[0]]
-    rea = [v for f in frames.values() for v in f[1]]
-    if len(ins) < 5 or len(rea) < 5:
-        return None
     groups = list(frames.values())
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        pick = [groups[k] for k in rng.integers(0, len(groups), len(groups))]
-        a = [v for g in pick for v in g[0]]
-        b = [v for g in pick for v in g[1]]
-        if a and b:
-            diffs.append(np.median(a) - np.median(b))
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"median": round(float(np.median(ins) - np.median(rea)), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
-            "frames": len(groups)}
+    if sum(len(g[0]) for g in groups) < 5 or sum(len(g[1]) for g in groups) < 5:
+        return None
+
+    def gap(sample: np.ndarray) -> float:
+        a = [v for k in sample for v in groups[k][0]]
+        b = [v for k in sample for v in groups[k][1]]
+        return float(np.median(a) - np.median(b)) if a and b else math.nan
+
+    point, lo, hi = paired_bootstrap_diff(gap, range(len(groups)), n_boot, seed)
+    return {"median": round(point, 4), "ci95": [round(lo, 4), round(hi, 4)], "frames": len(groups)}
 
 
 @dataclass(frozen=True)
