@@ -133,14 +133,16 @@ def _split_instances(mask: np.ndarray, min_area: int) -> list[np.ndarray]:
 
 
 def iter_msrc_instances(root: str | Path, categories: Iterable[str] = ("cow", "sheep", "dog", "horse"),
-                        min_area: int = 1500, problems: list[str] | None = None
+                        min_area: int = 1500, problems: list[str] | None = None, curated: bool = False
                         ) -> Iterator[tuple[str, np.ndarray, np.ndarray, str]]:
     """(image name, full RGB, full-frame instance mask, category) for every usable MSRC instance. An unreadable
-    image or segment map is appended to `problems` (raised when None)."""
+    image or segment map is appended to `problems` (raised when None). `curated`: leave out the segments that
+    the folder's `exclude.csv` lists (image, segment_id, reason), when it has one."""
     from scipy.io import loadmat
 
     root = Path(root)
     wanted = set(categories)
+    excluded = msrc_exclusions(root) if curated else {}
     with open(root / "segments.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     images = sorted({r.get("image_jpg") or r["image"] for r in rows if r["class"] in wanted})
@@ -158,7 +160,7 @@ def iter_msrc_instances(root: str | Path, categories: Iterable[str] = ("cow", "s
             continue
         for k, cls_idx in enumerate(labels, start=1):
             cls = MSRC_CLASSES[int(cls_idx) - 1] if 1 <= int(cls_idx) <= len(MSRC_CLASSES) else None
-            if cls not in wanted:
+            if cls not in wanted or (name, k) in excluded:
                 continue
             # The segment maps trace the outline loosely (a rim of grass); 2 px of erosion removes the halo.
             segment = cv2.erode((seg == k).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
@@ -167,10 +169,27 @@ def iter_msrc_instances(root: str | Path, categories: Iterable[str] = ("cow", "s
                     yield f"{name}#seg{k}.{j}", rgb, m, cls
 
 
+def msrc_exclusions(root: Path) -> dict[tuple[str, int], str]:
+    """(image, segment id) -> reason, from the folder's optional `exclude.csv`.
+
+    The segment maps merge touching animals into one segment (a herd, a ewe with her lamb): pasted, such a
+    cut-out becomes one box around several animals labelled as one, which teaches a detector wrong boxes.
+    Connected components cannot split animals that touch, so the bundled folder lists them, checked by eye."""
+    path = root / "exclude.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    try:
+        return {(r["image"], int(r["segment_id"])): r.get("reason") or "" for r in rows}
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: expected columns image, segment_id (an integer), reason") from None
+
+
 def from_msrc(root: str | Path, categories: Iterable[str] = ("cow", "sheep", "dog", "horse"),
               min_area: int = 1500) -> CutoutBank:
     out, problems = [], []
-    for name, rgb, m, cls in iter_msrc_instances(root, categories, min_area, problems):
+    for name, rgb, m, cls in iter_msrc_instances(root, categories, min_area, problems, curated=True):
         c = make_cutout(rgb, m, cls, f"msrc:{name}", "segment-map", f"msrc/{name}")
         if c is not None:
             out.append(c)

@@ -31,3 +31,32 @@ def test_category_names_match_whatever_their_case(bank):
     first = bank.by_category("horse")[0]
     mixed = CutoutBank([*bank.by_category("horse")[:2], replace(first, id=first.id + "-copy", category="Horse")])
     assert mixed.categories == ["horse"] and mixed.counts() == {"horse": 3}  # one class, first spelling
+
+
+def test_msrc_segments_holding_several_animals_are_left_out(tmp_path):
+    """The bundled `exclude.csv` lists segments that merge touching animals (one box around a ewe and her lamb
+    would be a wrong label); a copy of the folder without the file gives every segment again."""
+    import csv
+    import shutil
+
+    from roadsynth.generators.cutouts import from_msrc, iter_msrc_instances, msrc_exclusions
+
+    root = DATA / "cutouts" / "msrc_v2_animals"
+    listed = msrc_exclusions(root)
+    assert ("9_4_s.jpg", 2) in listed and "lamb" in listed[("9_4_s.jpg", 2)]
+    ids = {c.id for c in from_msrc(root, ["sheep"]).cutouts}
+    assert "msrc/9_4_s.jpg#seg2.0" not in ids and "msrc/9_3_s.jpg#seg2.0" in ids
+    every = {n for n, *_ in iter_msrc_instances(root, ["sheep"])}  # uncurated: masks as ground truth
+    assert "9_4_s.jpg#seg2.0" in every and len(every) == len(ids) + sum(1 for (_, _), r in listed.items()
+                                                                       if "sheep" in r or "lamb" in r)
+    copy = tmp_path / "msrc"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("exclude.csv"))
+    assert {c.id for c in from_msrc(copy, ["sheep"]).cutouts} == {f"msrc/{n}" for n in every}
+    with open(copy / "exclude.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["image", "segment"], ["9_4_s.jpg", "2"]])
+    try:
+        from_msrc(copy, ["sheep"])
+    except ValueError as e:
+        assert "exclude.csv" in str(e) and "segment_id" in str(e)
+    else:
+        raise AssertionError("a malformed exclude.csv must be an error")
