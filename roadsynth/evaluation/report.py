@@ -161,8 +161,13 @@ def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_exam
                   "the object matches its surroundings; real objects are the yardstick."]
         lines += [f"- {folder}, {scope} frames: log sharpness inserted - real {gap['median']:+.3f}, 95 % interval "
                   f"over {gap['frames']} frames [{gap['ci95'][0]:+.3f}, {gap['ci95'][1]:+.3f}]"
+                  + (f"; per unit of brightness {pl['median']:+.3f} [{pl['ci95'][0]:+.3f}, {pl['ci95'][1]:+.3f}]"
+                     if (pl := audit[scope].get("log_sharpness_per_luminance_gap")) else "")
                   for folder, audit in metrics["realism"].items() for scope in ("all", "dark")
                   if (gap := audit.get(scope, {}).get("log_sharpness_gap"))]
+        lines += ["", "The sharpness score grows with an object's brightness against its ring; \"per unit of "
+                  "brightness\" (log sharpness - log luminance) takes that out: where the two gaps disagree, the "
+                  "objects differ from the real ones in brightness rather than in blur."]
     leaks = metrics.get("leakage")
     if leaks is not None:
         lines += ["", "## Leakage check", ""]

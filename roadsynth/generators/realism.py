@@ -141,23 +141,36 @@ def frame_is_dark(img: np.ndarray) -> bool:
 
 
 def summarize(inserted: list[dict], real: list[dict]) -> dict[str, Any]:
-    """Medians of |log luminance|, log sharpness, log noise and seam for inserted vs real objects, overall and
-    in dark frames (each score dict carries `dark`, and `frame` for the interval), with the counts they come
-    from, and the log-sharpness gap (inserted - real medians) with a 95 % interval over frames."""
+    """Medians of |log luminance| (and its sign), log sharpness, log noise and seam for inserted vs real objects,
+    overall and in dark frames (each score dict carries `dark`, and `frame` for the interval), with the counts
+    they come from, and two gaps (inserted - real medians) with 95 % intervals over frames:
+
+    - `log_sharpness_gap`: the sharpness score as it is;
+    - `log_sharpness_per_luminance_gap`: log sharpness - log luminance per object. The Laplacian's std grows
+      with the object's brightness, so an object brighter than its ring scores sharper at the same blur; this
+      gap takes that out. Where the two gaps disagree, brightness, not blur, made the difference.
+    """
     def med(rows: list[dict], key: str, absolute: bool = False) -> float | None:
         v = [abs(r[key]) if absolute else r[key] for r in rows if r.get(key) is not None]
         return round(float(np.median(v)), 4) if v else None
+
+    def per_luminance(rows: list[dict]) -> list[dict]:
+        return [{**({"frame": r["frame"]} if "frame" in r else {}), "v": r["log_sharpness"] - r["log_luminance"]}
+                for r in rows if r.get("log_sharpness") is not None and r.get("log_luminance") is not None]
 
     out: dict[str, Any] = {}
     for scope, keep in (("all", lambda r: True), ("dark", lambda r: r.get("dark"))):
         ins, rea = [r for r in inserted if keep(r)], [r for r in real if keep(r)]
         out[scope] = {
             "inserted": {"n": len(ins), "abs_log_luminance": med(ins, "log_luminance", True),
+                         "log_luminance": med(ins, "log_luminance"),
                          "log_sharpness": med(ins, "log_sharpness"), "log_noise": med(ins, "log_noise"),
                          "seam": med(ins, "seam")},
             "real": {"n": len(rea), "abs_log_luminance": med(rea, "log_luminance", True),
+                     "log_luminance": med(rea, "log_luminance"),
                      "log_sharpness": med(rea, "log_sharpness"), "log_noise": med(rea, "log_noise")},
             "log_sharpness_gap": median_gap(ins, rea, "log_sharpness"),
+            "log_sharpness_per_luminance_gap": median_gap(per_luminance(ins), per_luminance(rea), "v"),
         }
     return out
 

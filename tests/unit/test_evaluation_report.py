@@ -72,3 +72,15 @@ def test_figures_leave_pyplot_alone():
     import matplotlib.pyplot as plt
 
     assert plt.get_fignums() == []
+
+
+def test_realism_section_gives_both_sharpness_gaps(tmp_path):
+    from roadsynth.generators.realism import summarize
+
+    ins = [{"log_luminance": 0.3, "log_sharpness": 0.1 + 0.01 * f, "frame": f, "dark": f % 2 == 0} for f in range(12)]
+    real = [{"log_luminance": -0.4, "log_sharpness": -0.5 + 0.01 * f, "frame": f, "dark": f % 2 == 0} for f in range(12)]
+    write_report(tmp_path, rows(), title="t", context={}, comparisons=[comparison()],
+                 extras={"realism": {"generated": summarize(ins, real)}})
+    md = (tmp_path / "report.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("- generated, all frames:"))
+    assert "log sharpness inserted - real +0.600" in line and "per unit of brightness -0.100" in line

@@ -200,3 +200,20 @@ def test_sharpness_gap_interval_resamples_frames_and_widens_with_fewer_of_them()
     assert -0.5 < many["median"] < 0.1
     assert few["ci95"][1] - few["ci95"][0] > many["ci95"][1] - many["ci95"][0]
     assert median_gap(rows(1, 0), [], "log_sharpness") is None  # nothing to compare with
+
+
+def test_per_luminance_gap_takes_brightness_out_of_the_sharpness_gap():
+    """Objects brighter than their ring score sharper at the same blur (the Laplacian scales with brightness):
+    inserted objects that differ from the real ones only by brightness show a sharpness gap but no
+    per-luminance gap."""
+    rng = np.random.default_rng(0)
+    real, ins = [], []
+    for f in range(30):
+        for _ in range(3):
+            texture = rng.normal(-0.2, 0.1)  # how busy the object is at the frame's blur
+            real.append({"log_luminance": -0.4, "log_sharpness": texture - 0.4, "frame": f})
+            ins.append({"log_luminance": 0.2, "log_sharpness": texture + 0.2, "frame": f})
+    out = summarize(ins, real)["all"]
+    assert out["log_sharpness_gap"]["median"] == pytest.approx(0.6, abs=0.1)
+    assert abs(out["log_sharpness_per_luminance_gap"]["median"]) < 0.1
+    assert out["inserted"]["log_luminance"] == pytest.approx(0.2) and out["real"]["log_luminance"] == pytest.approx(-0.4)
