@@ -155,8 +155,8 @@ def summarize(inserted: list[dict], real: list[dict]) -> dict[str, Any]:
         return round(float(np.median(v)), 4) if v else None
 
     def per_luminance(rows: list[dict]) -> list[dict]:
-        return [{**({"frame": r["frame"]} if "frame" in r else {}), "v": r["log_sharpness"] - r["log_luminance"]}
-                for r in rows if r.get("log_sharpness") is not None and r.get("log_luminance") is not None]
+        return [{**r, "per_luminance": r["log_sharpness"] - r["log_luminance"]} for r in rows
+                if r.get("log_sharpness") is not None and r.get("log_luminance") is not None]
 
     out: dict[str, Any] = {}
     for scope, keep in (("all", lambda r: True), ("dark", lambda r: r.get("dark"))):
@@ -170,7 +170,7 @@ def summarize(inserted: list[dict], real: list[dict]) -> dict[str, Any]:
                      "log_luminance": med(rea, "log_luminance"),
                      "log_sharpness": med(rea, "log_sharpness"), "log_noise": med(rea, "log_noise")},
             "log_sharpness_gap": median_gap(ins, rea, "log_sharpness"),
-            "log_sharpness_per_luminance_gap": median_gap(per_luminance(ins), per_luminance(rea), "v"),
+            "log_sharpness_per_luminance_gap": median_gap(per_luminance(ins), per_luminance(rea), "per_luminance"),
         }
     return out
 
