@@ -262,58 +262,96 @@ def plan_compute(cfg: Config, arm_images: dict[str, int]) -> dict[str, dict[str,
     return out
 
 
-def train_in_child(det, train: DatasetSplit, val: DatasetSplit, run_dir: Path, seed: int) -> Path:
-    """`det.train(...)` in a fresh (spawned) process; returns the weights path.
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container or `taskset` limits it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
-    Ultralytics' augmentations draw from Python's global `random`, which other threads of a flow's process
-    (the Prefect client's polling and retry jitter) draw from too, so a training inside the flow depended on
-    their timing: two fresh quickstart runs with identical inputs diverged from epoch 2. A child process owns
-    its random state, so the same inputs give the same weights (what the reuse cache's content key assumes).
+
+def plan_parallelism(cfg: Config, n_trainings: int, cores: int | None = None) -> dict[str, int]:
+    """How many trainings run at once on this machine and how many threads each gets.
+
+    Threads per training depend only on the cores and the number of trainings, never on `parallel`, so the
+    same experiment run one at a time or side by side trains with the same thread count and gives the same
+    weights. Ultralytics would give every training min(8, cores - 1) threads (one thread on 2 cores, half
+    the machine idle); small CPU models scale better across trainings than across threads, so the cores
+    are spread over as many trainings as there are, one thread each at least.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(det.train, train, val, run_dir, seed=seed).result()
+    e = cfg.experiment
+    cores = cores or usable_cores()
+    on_cpu = e.detector.device.strip().lower() in ("cpu", "")
+    at_once = min(max(1, n_trainings), cores) if on_cpu else 1  # one GPU: one training at a time
+    threads = e.threads_per_training or max(1, cores // at_once)
+    parallel = e.parallel or max(1, min(max(1, n_trainings), cores // threads if on_cpu else 1))
+    return {"parallel": parallel, "threads_per_training": threads, "cores": cores}
 
 
 def run_arm_seed(cfg: Config, arm: str, seed: int, train_path: Path, val_path: Path, test_path: Path,
-                 run_dir: Path, compute: dict[str, int]) -> dict:
-    """Train (or reuse) one detector and score it on the real test split; results are saved in `run_dir`."""
+                 run_dir: Path, compute: dict[str, int], threads: int = 1, verbose: bool = False) -> dict:
+    """Train (or reuse) one detector and score it on the real test split; results are saved in `run_dir`.
+
+    Reused, in this order: a finished training in the reuse cache; a finished training in `run_dir` itself
+    (`training.json`, so a killed experiment re-run with `reuse: false` keeps what it had finished).
+    """
     from roadsynth.detectors import make_detector
-    from roadsynth.detectors.reuse import TrainedCache, link_or_copy, training_key
+    from roadsynth.detectors.child import run_training
+    from roadsynth.detectors.reuse import TrainedCache, file_sha256, link_or_copy, training_key
     from roadsynth.evaluation.coco_metrics import evaluate_detections, predictions_to_coco_results
 
+    run_dir = Path(run_dir)
     train, val, test = load_split(train_path), load_split(val_path), load_split(test_path)
     e = cfg.experiment
     d = e.detector.model_copy(update={"epochs": compute["epochs"]})
     det = make_detector(d)
-    key, desc = training_key(d.model_dump(mode="json"), train, val, seed)
+    key, desc = training_key({**d.model_dump(mode="json"), "threads": threads}, train, val, seed)
     cache = TrainedCache(e.reuse_dir)
     hit = cache.get(key) if e.reuse else None
-    weights = Path(run_dir) / "weights" / "weights.pt"
+    weights = run_dir / "weights" / "weights.pt"
+    done = _finished_here(run_dir, key, weights)
     if hit is not None:
         link_or_copy(Path(hit["weights"]), weights)
         link_or_copy(Path(hit["weights"]).with_name("classes.json"), weights.with_name("classes.json"))
-        t_train = float(hit.get("train_seconds", 0.0))
+        t_train, reused = float(hit.get("train_seconds", 0.0)), "cache"
+    elif done is not None:
+        t_train, reused = float(done.get("train_seconds", 0.0)), "run folder"
     else:
         t0 = time.perf_counter()
-        trained = train_in_child(det, train, val, Path(run_dir), seed)
-        t_train = time.perf_counter() - t0
+        job = {"detector": d.model_dump(mode="json"), "train": str(Path(train_path).resolve()),
+               "val": str(Path(val_path).resolve()), "run_dir": str(run_dir.resolve()), "seed": seed,
+               "threads": threads, "steps": compute["steps"], "label": f"{arm} seed {seed}"}
+        trained = run_training(job, run_dir, verbose=verbose)
+        t_train, reused = time.perf_counter() - t0, None
         link_or_copy(trained, weights)
         link_or_copy(trained.with_name("classes.json"), weights.with_name("classes.json"))
+        atomic_write_json(run_dir / "training.json", {"training_key": key, "weights_sha256": file_sha256(weights),
+                                                      "train_seconds": round(t_train, 1)}, indent=1)
         if e.reuse:
             cache.put(key, weights, desc, {"train_seconds": round(t_train, 1), "arm": arm})
     test_images = [(im.id, inside(test.images_root, im.file_name, f"test image {im.id}")) for im in test.dataset.images]
     preds = det.predict(weights, test_images)
     results = to_test_categories(predictions_to_coco_results(preds), train.dataset, test.dataset)
-    atomic_write_json(Path(run_dir) / "predictions.json", results)
+    atomic_write_json(run_dir / "predictions.json", results)
     m = evaluate_detections(test.dataset, results, backend=e.eval_backend)
-    row = {"arm": arm, "seed": seed, "train_images": len(train.dataset.images), **compute,
-           "train_seconds": round(t_train, 1), "reused": hit is not None, "training_key": key,
-           "weights": str(weights.relative_to(Path(run_dir).parent.parent)), **m.summary()}
-    atomic_write_json(Path(run_dir) / "metrics.json", row, indent=2)
+    row = {"arm": arm, "seed": seed, "train_images": len(train.dataset.images), **compute, "threads": threads,
+           "train_seconds": round(t_train, 1), "reused": reused is not None, "reused_from": reused,
+           "training_key": key, "weights": str(weights.relative_to(run_dir.parent.parent)), **m.summary()}
+    atomic_write_json(run_dir / "metrics.json", row, indent=2)
     return row
+
+
+def _finished_here(run_dir: Path, key: str, weights: Path) -> dict | None:
+    """`training.json` of a training this run folder already finished with this key (weights intact)."""
+    from roadsynth.detectors.reuse import file_sha256
+
+    try:
+        done = json.loads((run_dir / "training.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if done.get("training_key") != key or not weights.is_file() or file_sha256(weights) != done.get("weights_sha256"):
+        return None
+    return done
 
 
 def to_test_categories(results: list[dict], train: Dataset, test: Dataset) -> list[dict]:

@@ -121,6 +121,15 @@ class ExperimentConfig(Section):
         None, description="finished arm x seed trainings, keyed by content, reused across experiments "
                           "(default ~/.cache/roadsynth/trained; set `reuse: false` to always retrain)")
     reuse: bool = True
+    parallel: int | None = Field(
+        None, ge=1, description="trainings run at once on this machine (threads runner; default: the cores' "
+                                "worth at `threads_per_training` each). Never changes a result")
+    threads_per_training: int | None = Field(
+        None, ge=1, description="CPU threads of each training (default: the cores shared by as many trainings as "
+                                "can run at once). Part of the training's reuse key: CPU reductions may round "
+                                "differently with another thread count")
+    gpus_per_training: float = Field(0.0, ge=0, description="Ray: GPUs reserved per training; Dask: the worker "
+                                                           "resource `GPU` each training asks for")
     unlabelled_frames: Literal["refuse", "warn"] = Field(
         "refuse", description="generated images whose background's existing objects are not all labelled "
                               "(`labels_complete: false`) teach a detector that those objects are background: "

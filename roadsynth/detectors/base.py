@@ -22,8 +22,10 @@ class Prediction:
 
 
 class Detector(Protocol):
-    def train(self, train: DatasetSplit, val: DatasetSplit, run_dir: Path, seed: int) -> Path:
-        """Train on `train`, select/early-stop on `val`, write everything under `run_dir`; return the weights file."""
+    def train(self, train: DatasetSplit, val: DatasetSplit, run_dir: Path, seed: int, progress=None) -> Path:
+        """Train on `train`, select/early-stop on `val`, write everything under `run_dir`; return the weights file.
+
+        `progress`, when given, has `batch()` (called after every optimiser batch) and `epoch_end(epoch)`."""
         ...
 
     def predict(self, weights: Path, images: Sequence[tuple[int, Path]]) -> list[Prediction]:

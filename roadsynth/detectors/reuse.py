@@ -31,8 +31,8 @@ DEFAULT_ROOT = Path.home() / ".cache" / "roadsynth" / "trained"
 ENTRY = "entry.json"
 # The modules that turn a split into weights (the experiment's child-process training, the detector
 # adapter, the YOLO export and the records it writes).
-TRAINING_CODE = ("experiment.py", "detectors/base.py", "detectors/yolo_ultralytics.py", "datasets/yolo.py",
-                 "datasets/records.py", "datasets/io.py")
+TRAINING_CODE = ("experiment.py", "detectors/base.py", "detectors/child.py", "detectors/yolo_ultralytics.py",
+                 "datasets/yolo.py", "datasets/records.py", "datasets/io.py")
 
 
 def file_sha256(path: Path) -> str:

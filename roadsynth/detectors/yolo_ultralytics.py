@@ -155,7 +155,7 @@ class YoloDetector:
         return cls(cfg.model, weights=cfg.weights, imgsz=cfg.imgsz, epochs=cfg.epochs, batch=cfg.batch,
                    workers=cfg.workers, device=cfg.device, val=cfg.val, extra_train_args=dict(cfg.train_args))
 
-    def train(self, train: DatasetSplit, val: DatasetSplit, run_dir: Path, seed: int) -> Path:
+    def train(self, train: DatasetSplit, val: DatasetSplit, run_dir: Path, seed: int, progress=None) -> Path:
         run_dir = Path(run_dir).resolve()
         for name, split in (("train", train), ("val", val)):
             _check_split(name, split)
@@ -183,6 +183,9 @@ class YoloDetector:
                     device=self.device, patience=self.patience, seed=seed, deterministic=True, plots=False,
                     amp=False, cache=False, project=str(run_dir), name="train", exist_ok=True, verbose=False,
                     val=self.val)
+        if progress is not None:  # batches and epochs as they finish (detectors/child.py's ProgressFile)
+            model.add_callback("on_train_batch_end", lambda trainer: progress.batch())
+            model.add_callback("on_train_epoch_end", lambda trainer: progress.epoch_end(trainer.epoch + 1))
         model.train(**{**args, **self.extra})
         weights_dir = Path(model.trainer.save_dir) / "weights"
         weights = weights_dir / "best.pt" if (weights_dir / "best.pt").is_file() else weights_dir / "last.pt"

@@ -1,0 +1,72 @@
+"""Experiment throughput without a detector: how trainings share the cores, the progress display's reading
+of a run folder, the console summary, and the training cache under two writers at once."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from roadsynth.cli import report_summary
+from roadsynth.datasets.io import atomic_write_json
+from roadsynth.detectors.reuse import TrainedCache
+from roadsynth.experiment import plan_parallelism
+from roadsynth.runs import experiment_snapshot, snapshot_lines
+from tests.unit.test_experiment_protocol import quickstart
+
+
+def test_trainings_share_the_cores_and_threads_never_depend_on_parallel(tmp_path):
+    cfg = quickstart(tmp_path)
+    assert plan_parallelism(cfg, 6, cores=2) == {"parallel": 2, "threads_per_training": 1, "cores": 2}
+    assert plan_parallelism(cfg, 6, cores=16) == {"parallel": 6, "threads_per_training": 2, "cores": 16}
+    assert plan_parallelism(cfg, 1, cores=8)["threads_per_training"] == 8
+    serial = quickstart(tmp_path, parallel=1)
+    # One at a time trains with the same threads as side by side, so the weights are the same.
+    assert plan_parallelism(serial, 6, cores=2) == {"parallel": 1, "threads_per_training": 1, "cores": 2}
+    fixed = quickstart(tmp_path, threads_per_training=2)
+    assert plan_parallelism(fixed, 6, cores=2)["parallel"] == 1
+    gpu = quickstart(tmp_path, detector={**cfg.experiment.detector.model_dump(mode="json"), "device": "0"})
+    assert plan_parallelism(gpu, 6, cores=16) == {"parallel": 1, "threads_per_training": 16, "cores": 16}
+
+
+def test_progress_snapshot_reads_plan_progress_and_finished_runs(tmp_path):
+    cfg = quickstart(tmp_path)
+    out = tmp_path / "exp"
+    assert experiment_snapshot(out, cfg)["phase"] == "generation"
+    plan = [{"arm": a, "seed": s, "epochs": 5, "steps": 100} for a in ("real", "real+generated") for s in (0, 1)]
+    atomic_write_json(out / "runs" / "plan.json", {"trainings": plan, "parallel": 2, "threads_per_training": 1})
+    now = time.time()
+    atomic_write_json(out / "runs" / "real_seed0" / "metrics.json", {"train_seconds": 50.0, "reused": False})
+    atomic_write_json(out / "runs" / "real_seed1" / "progress.json",
+                      {"epoch": 2, "epochs": 5, "steps_done": 40, "steps": 100, "started": now - 20, "updated": now})
+    s = experiment_snapshot(out, cfg, now=now)
+    assert (len(s["done"]), len(s["running"]), len(s["waiting"])) == (1, 1, 2)
+    assert abs(s["running"][0]["eta_s"] - 30) < 1e-6  # 60 steps left at 2 steps/s
+    # Two waiting trainings of 100 steps at 0.5 s/step (the finished one's pace) over 2 slots, plus the 30 s left.
+    assert abs(s["eta_s"] - (2 * 100 * 0.5 + 30) / 2) < 1e-6
+    lines = snapshot_lines(s)
+    assert lines[0].startswith("trainings 1/4 done, 1 running (2 at a time, 1 threads each), eta 1:05")
+    assert lines[1] == "  real seed 1: epoch 3/5, step 40/100, eta 0:30"
+
+
+def test_console_summary_is_the_verdict_and_the_arms_table():
+    md = "# title\n\n## Verdict: A\n\nline\n\n- **context**: x\n\n## Arms (COCO)\n\n| a |\n\n## Per class\n\nlots\n"
+    summary = report_summary(md)
+    assert summary.startswith("## Verdict: A") and "| a |" in summary and "Per class" not in summary
+
+
+def test_training_cache_keeps_one_whole_entry_when_two_processes_finish_at_once(tmp_path):
+    weights = []
+    for k in range(8):
+        w = tmp_path / f"w{k}" / "weights.pt"
+        w.parent.mkdir()
+        w.write_bytes(bytes([k]) * 4096)
+        (w.parent / "classes.json").write_text("[]")
+        weights.append(w)
+    cache = TrainedCache(tmp_path / "cache")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda w: cache.put("k" * 32, w, {}, {}), weights))
+    hit = cache.get("k" * 32)
+    assert hit is not None and len(set(open(hit["weights"], "rb").read())) == 1  # one writer's bytes, whole
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["k" * 32]  # no temp folder left
+    assert json.loads((tmp_path / "cache" / ("k" * 32) / "entry.json").read_text())["key"] == "k" * 32
