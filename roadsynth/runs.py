@@ -122,7 +122,7 @@ def experiment_snapshot(out: Path, cfg, now: float | None = None) -> dict:
     per_step = (sum(timed) / len(timed)) if timed else next(
         (r["seconds_per_step"] for r in running if r["seconds_per_step"]), None)
     eta = None
-    if per_step is not None:
+    if per_step is not None and all(r["eta_s"] is not None for r in running):
         left = sum(w["steps"] for w in waiting) * per_step
         slots = max(1, int(plan.get("parallel", 1)))
         running_left = [max(0.0, r["eta_s"]) for r in running if r["eta_s"] is not None]
