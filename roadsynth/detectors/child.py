@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -70,8 +71,10 @@ def run_training(job: dict, run_dir: Path, *, verbose: bool = False,
             proc.wait()
             raise
     if code != 0 or not result_path.is_file():
-        raise RuntimeError(f"training {label} failed (exit code {code}); {run_dir / LOG} ends with:\n"
-                           + "\n".join(tail))
+        # The exception's own line first: the command line shows a failure's first line only.
+        reason = next((line for line in reversed(tail) if re.match(r"^[\w.]+(Error|Exception)\b", line)),
+                      f"exit code {code}")
+        raise RuntimeError(f"training {label} failed: {reason} (log: {run_dir / LOG})\n" + "\n".join(tail))
     return Path(json.loads(result_path.read_text())["weights"])
 
 

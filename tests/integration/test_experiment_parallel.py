@@ -82,3 +82,20 @@ def test_killed_experiment_resumes_quietly_and_serial_parallel_dask_agree(tmp_pa
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert rows(dask) == rows(out)
     assert json.loads((dask / "timings.json").read_text())["task_runner"] == "dask"
+
+
+@pytest.mark.slow
+def test_ray_local_cluster_trains_the_same_detectors_as_threads(tmp_path, prefect_harness, network_audit):
+    from typer.testing import CliRunner
+
+    from roadsynth.cli import app
+
+    got = {}
+    for name, orchestration in (("threads", {}), ("ray", {"task_runner": "ray", "workers": 2})):
+        cfg = config(tmp_path, f"{name}.yaml", experiment={"seeds": [0]}, orchestration=orchestration)
+        result = CliRunner().invoke(app, ["experiment", str(cfg), "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        got[name] = rows(tmp_path / name)
+    assert got["ray"] == got["threads"] and len(got["ray"]) == 2
+    assert json.loads((tmp_path / "ray" / "timings.json").read_text())["task_runner"] == "ray"
+    assert network_audit.events == [], network_audit.events

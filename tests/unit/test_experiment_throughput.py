@@ -70,3 +70,17 @@ def test_training_cache_keeps_one_whole_entry_when_two_processes_finish_at_once(
     assert hit is not None and len(set(open(hit["weights"], "rb").read())) == 1  # one writer's bytes, whole
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["k" * 32]  # no temp folder left
     assert json.loads((tmp_path / "cache" / ("k" * 32) / "entry.json").read_text())["key"] == "k" * 32
+
+
+def test_a_failed_training_names_its_exception_on_the_first_line_and_keeps_the_log(tmp_path):
+    import pytest
+
+    from roadsynth.detectors.child import run_training
+
+    job = {"detector": {"imgsz": 33}, "train": "x", "val": "x", "run_dir": str(tmp_path), "seed": 0, "threads": 1,
+           "label": "real seed 0"}
+    with pytest.raises(RuntimeError) as err:
+        run_training(job, tmp_path)
+    first = str(err.value).splitlines()[0]
+    assert first.startswith("training real seed 0 failed: ") and "ValidationError" in first, first
+    assert str(tmp_path / "train.log") in first and "imgsz" in (tmp_path / "train.log").read_text()
