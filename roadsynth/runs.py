@@ -30,27 +30,35 @@ def progress_bar(console: Console) -> Progress:
 
 
 @contextmanager
-def chunk_progress(out: Path, total: int, what: str, console: Console):
-    """A progress bar fed by the chunk files a run writes (so it works under either engine)."""
+def _every(interval: float, fn):
+    """Call `fn` every `interval` seconds on a daemon thread while the block runs (the display watchers)."""
     stop = threading.Event()
 
+    def loop() -> None:
+        while not stop.wait(interval):
+            fn()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def chunk_progress(out: Path, total: int, what: str, console: Console):
+    """A progress bar fed by the chunk files a run writes (so it works under either engine)."""
     def done() -> int:
         return min(len(list((Path(out) / "chunks").glob("[0-9]*.json"))), total)
 
     with progress_bar(console) as progress:
         task = progress.add_task(what, total=total)
-
-        def watch() -> None:
-            while not stop.wait(0.5):
-                progress.update(task, completed=done())
-
-        thread = threading.Thread(target=watch, daemon=True)
-        thread.start()
         try:
-            yield
+            with _every(0.5, lambda: progress.update(task, completed=done())):
+                yield
         finally:
-            stop.set()
-            thread.join()
             progress.update(task, completed=done())
 
 
@@ -125,7 +133,7 @@ def experiment_snapshot(out: Path, cfg, now: float | None = None) -> dict:
     if per_step is not None and all(r["eta_s"] is not None for r in running):
         left = sum(w["steps"] for w in waiting) * per_step
         slots = max(1, int(plan.get("parallel", 1)))
-        running_left = [max(0.0, r["eta_s"]) for r in running if r["eta_s"] is not None]
+        running_left = [max(0.0, r["eta_s"]) for r in running]
         eta = (left + sum(running_left)) / slots if waiting else max(running_left, default=0.0)
     return {"phase": "training", "done": done, "running": running, "waiting": waiting,
             "total": len(plan["trainings"]), "parallel": plan.get("parallel"),
@@ -156,7 +164,6 @@ def experiment_progress(out: Path, cfg, console: Console, interval: float = 1.0)
     from rich.live import Live
     from rich.text import Text
 
-    stop = threading.Event()
     live = Live(Text(""), console=console, refresh_per_second=2, transient=True) if console.is_terminal else None
     seen: dict[str, tuple] = {}
 
@@ -172,21 +179,17 @@ def experiment_progress(out: Path, cfg, console: Console, interval: float = 1.0)
             seen["last"] = key
             console.print(lines[0])
 
-    def watch() -> None:
-        while not stop.wait(interval):
-            try:
-                tick()
-            except Exception:  # noqa: BLE001 - a display glitch must never stop an experiment
-                pass
+    def safe_tick() -> None:
+        try:
+            tick()
+        except Exception:  # noqa: BLE001 - a display glitch must never stop an experiment
+            pass
 
-    thread = threading.Thread(target=watch, daemon=True)
     if live is not None:
         live.start()
-    thread.start()
     try:
-        yield
+        with _every(interval, safe_tick):
+            yield
     finally:
-        stop.set()
-        thread.join()
         if live is not None:
             live.stop()

@@ -10,7 +10,8 @@ Why a child process, and why `subprocess` rather than `multiprocessing`:
 - The child's output (Ultralytics' layer-freezing lines, bars, cache messages) goes to the run's own
   `train.log`; the parent shows it live only when asked (`verbose`), and passes warnings and errors on.
 - Ultralytics sets the process's torch threads to min(8, cores - 1) whatever the caller wants; the child
-  pins them to the job's `threads` (see `_pin_threads`), so parallel trainings share the cores as planned.
+  pins them to the job's `threads` (`yolo_ultralytics.pin_threads`), so parallel trainings share the cores
+  as planned.
 
 The child reports progress in `run_dir/progress.json` (epoch, batches done of the planned total), written
 atomically at most once a second, which the console's progress display reads.
@@ -117,14 +118,6 @@ class ProgressFile:
                                       "steps": self.steps, "started": self.started, "updated": self.last})
 
 
-def _pin_threads(threads: int) -> None:
-    import torch
-    from ultralytics.utils import torch_utils
-
-    torch.set_num_threads(threads)
-    torch_utils.NUM_THREADS = threads  # select_device() resets torch's threads to this
-
-
 def main(job_path: str) -> None:
     """The child: a job is {detector (a DetectorConfig dump), train, val (split files), run_dir, seed,
     threads, steps}; writes `result.json` with the weights path."""
@@ -137,10 +130,9 @@ def main(job_path: str) -> None:
     cfg = DetectorConfig(**job["detector"])
     det = make_detector(cfg)
     if cfg.kind == "yolo":
-        from roadsynth.detectors.yolo_ultralytics import _import_yolo
+        from roadsynth.detectors.yolo_ultralytics import pin_threads
 
-        _import_yolo()
-        _pin_threads(int(job["threads"]))
+        pin_threads(int(job["threads"]))
     progress = ProgressFile(run_dir / PROGRESS, cfg.epochs, int(job.get("steps", cfg.epochs)))
     progress.write()
     weights = det.train(load_split(Path(job["train"])), load_split(Path(job["val"])), run_dir,

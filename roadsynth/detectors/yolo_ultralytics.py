@@ -68,6 +68,17 @@ def _import_yolo():
     return YOLO
 
 
+def pin_threads(threads: int) -> None:
+    """This process's torch threads, kept: Ultralytics' `select_device` resets them to min(8, cores - 1) at
+    every training, whatever the caller set (one thread on 2 cores)."""
+    _import_yolo()
+    import torch
+    from ultralytics.utils import torch_utils
+
+    torch.set_num_threads(threads)
+    torch_utils.NUM_THREADS = threads
+
+
 def _restore_pillow_open() -> None:
     """Put Pillow's own `Image.open` back. Importing Ultralytics replaces it, process-wide, with a wrapper
     that meets any unidentifiable file by trying to pip-install pi-heif (a network call) and then raising
