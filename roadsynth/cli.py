@@ -331,7 +331,7 @@ def report_summary(markdown: str) -> str:
     for line in markdown.splitlines():
         if line.startswith("## "):
             keep = line.startswith(("## Verdict", "## Arms"))
-        if keep:
+        if keep and not line.startswith("!["):
             out.append(line)
     return "\n".join(out).strip()
 

@@ -26,16 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from roadsynth.arms import GENERATED, arm_dirname, build_sources, check_labels_complete, generated_folders  # noqa: F401
+from roadsynth.arms import materialize_arms as _materialize
 from roadsynth.config import Config, CutoutSource, save_config
 from roadsynth.datasets.coco import read_coco, write_coco
 from roadsynth.datasets.io import atomic_write_json, inside
-from roadsynth.datasets.merge import link_merged
 from roadsynth.datasets.records import Dataset, DatasetSplit
 from roadsynth.datasets.sources import read_dataset
 from roadsynth.datasets.split import count_per_category, filter_dataset, split_dataset
 
-# Which generated folder each arm adds to the real train split (`generated-only` has no real part).
-GENERATED = {"real+generated": "generated", "real+random": "generated_random", "generated-only": "generated"}
 
 
 def split_real(cfg: Config) -> dict[str, DatasetSplit]:
@@ -191,7 +190,7 @@ def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> dict[str
         g = g.model_copy(update={"insert": g.insert.model_copy(
             update={"categories": {canonical(k): v for k, v in g.insert.categories.items()}})})
     out = {}
-    folders = sorted({GENERATED[a] for a in cfg.experiment.arms if a in GENERATED})  # generated before _random
+    folders = generated_folders(cfg)
     for folder in folders:
         gf = g
         if folder == "generated_random":
@@ -207,38 +206,13 @@ def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> dict[str
 
 
 def materialize_arms(cfg: Config, out_dir: Path, train_path: Path) -> dict[str, Path]:
-    """Each arm's training set as `arms/<arm>/annotations.json`, its images linked, not copied."""
+    """Each arm's training set as `arms/<arm>/annotations.json` (roadsynth/arms.py); the `real+sources`
+    control's photos are gathered first, once the generation has said which cut-outs it used."""
     train = load_split(train_path)
-    out = {}
-    for arm in cfg.experiment.arms:
-        parts = [] if arm == "generated-only" else [("real", train)]
-        if arm in GENERATED:
-            gen_dir = out_dir / GENERATED[arm]
-            generated = read_coco(gen_dir / "annotations.json")
-            check_labels_complete(generated, gen_dir, cfg.experiment.unlabelled_frames)
-            parts.append(("generated", DatasetSplit(generated, gen_dir / "images")))
-        arm_dir = out_dir / "arms" / arm_dirname(arm)
-        merged = link_merged(parts, arm_dir / "images")
-        merged = replace(merged, dataset=merged.dataset.with_(info={**dict(merged.dataset.info), "arm": arm}))
-        out[arm] = write_split(merged, arm_dir / "annotations.json")
-    return out
-
-
-def check_labels_complete(ds: Dataset, folder: Path, policy: str) -> int:
-    """The number of images whose background objects are not all labelled; raises under `refuse`."""
-    n = sum(im.attributes.get("labels_complete") is False for im in ds.images)
-    if n and policy == "refuse":
-        raise ValueError(
-            f"{folder}: {n} of {len(ds.images)} generated images come from frames whose existing objects are not "
-            "labelled (labels_complete: false); a detector would learn those objects as background. Give the scene "
-            "source `pseudo_labels` (detector weights you have), set its `labels_complete: true` if it really is "
-            "labelled, or set `experiment.unlabelled_frames: warn` to train anyway")
-    return n
-
-
-def arm_dirname(arm: str, seed: int | None = None) -> str:
-    name = arm.replace("+", "_plus_")
-    return name if seed is None else f"{name}_seed{seed}"
+    if "real+sources" in cfg.experiment.arms and not (out_dir / "sources" / "annotations.json").exists():
+        spelling = {c.name.lower(): c.name for c in train.dataset.categories}
+        build_sources(cfg, out_dir, read_coco(out_dir / "generated" / "annotations.json"), spelling)
+    return _materialize(cfg, out_dir, train)
 
 
 def plan_compute(cfg: Config, arm_images: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -368,7 +342,7 @@ def to_test_categories(results: list[dict], train: Dataset, test: Dataset) -> li
 
 def finished_rows(cfg: Config, out_dir: Path) -> list[dict[str, Any]]:
     """The saved per-run metrics of an experiment folder, in config order (arms, then seeds)."""
-    order = {arm: k for k, arm in enumerate(cfg.experiment.arms)}
+    order = {arm: k for k, arm in enumerate(cfg.experiment.arm_names)}
     rows = [json.loads(p.read_text()) for p in (Path(out_dir) / "runs").glob("*/metrics.json")]
     return sorted(rows, key=lambda r: (order.get(r["arm"], len(order)), r["seed"]))
 
@@ -386,7 +360,7 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
     test = load_split(out_dir / "splits" / "test.json")
     train = load_split(out_dir / "splits" / "train.json")
     generated, manifests = {}, {}
-    for folder in sorted({GENERATED[a] for a in e.arms if a in GENERATED}):
+    for folder in generated_folders(cfg):
         gen_dir = out_dir / folder
         if (gen_dir / "annotations.json").exists():
             generated[folder] = DatasetSplit(read_coco(gen_dir / "annotations.json"), gen_dir / "images")
@@ -413,7 +387,7 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
     slice_by = list(e.slice_by) + (["condition"] if e.test_conditions and "condition" not in e.slice_by else [])
     inputs = ReportInputs(
         title=f"roadsynth experiment: {cfg.name}", rows=rows, predictions=predictions, train=train, test=test,
-        arms=list(e.arms), targets=e.targets, generated=generated, manifests=manifests,
+        arms=e.arm_names, targets=e.targets, generated=generated, manifests=manifests,
         starter=load_manifest(d.weights) if d.weights is not None else None,
         starter_weights=str(d.weights) if d.weights is not None else None,
         context=context, slice_by=slice_by, n_boot=e.bootstrap)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from roadsynth.config.base import Section
 from roadsynth.config.experiment import (  # noqa: F401  (re-exported: `from roadsynth.config import ...`)
@@ -59,6 +59,14 @@ class Config(Section):
     generate: GenerateConfig
     experiment: ExperimentConfig | None = None
     orchestration: OrchestrationConfig = OrchestrationConfig()
+
+    @model_validator(mode="after")
+    def _check_doses(self) -> "Config":
+        e = self.experiment
+        if e is not None and e.doses and max(e.doses) > self.generate.n_images:
+            raise ValueError(f"the largest of `experiment.doses` must be at most `generate.n_images` "
+                             f"({self.generate.n_images}), but got {max(e.doses)}")
+        return self
 
     def digest(self) -> str:
         """Stable hash of what determines the generated data (the `generate` section): chunk reuse and

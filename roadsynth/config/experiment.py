@@ -92,7 +92,9 @@ class StarterConfig(Section):
     detector: DetectorConfig
 
 
-ARMS = ("real", "real+generated", "real+random", "real-more-epochs", "generated-only")
+ARMS = ("real", "real+generated", "real+random", "real+sources", "real-more-epochs", "generated-only")
+# The methods that add generated (or source) images, so take a dose each when `doses` are given.
+DOSED = ("real+generated", "real+random", "real+sources")
 
 
 class ExperimentConfig(Section):
@@ -113,6 +115,11 @@ class ExperimentConfig(Section):
     target_classes: list[str] | None = Field(
         None, description="classes the verdict is about (default: the `real.long_tail` keys)")
     seeds: list[int] = [0, 1, 2]
+    doses: list[int] = Field(
+        [], description="generated images per dosed arm (real+generated, real+random, real+sources), e.g. "
+                        "[0, 32, 64, 128]: one arm per method and dose, nested (a dose's images are the first ones "
+                        "of every larger dose's), from one generation of `generate.n_images`. Dose 0 is the `real` "
+                        "arm. Empty: one dose, every generated image")
     detector: DetectorConfig = DetectorConfig()
     compute: Literal["equal-steps", "equal-epochs"] = Field(
         "equal-steps", description="equal-steps: every arm trains as many optimiser steps as the largest arm does "
@@ -148,9 +155,27 @@ class ExperimentConfig(Section):
             raise ValueError(f"`test_conditions` must be among {', '.join(WEATHER_CONDITIONS)}, but got {unknown}")
         if len(set(self.arms)) != len(self.arms) or "real" not in self.arms:
             raise ValueError(f"`arms` must list each arm once and include `real` (the baseline), but got {self.arms}")
+        if len(set(self.doses)) != len(self.doses) or any(d < 0 for d in self.doses) or (
+                self.doses and max(self.doses) == 0):
+            raise ValueError(f"`doses` must be distinct non-negative integers with one above 0, but got {self.doses}")
+        if "real+sources" in self.arms and self.cutouts_from_real:
+            raise ValueError("`real+sources` adds the cut-outs' source photos, but with `cutouts_from_real` those "
+                             "photos are already in the real arm; drop the arm or use an external cut-out bank")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
             raise ValueError(f"`seeds` must be distinct non-negative integers, but got {self.seeds}")
         return self
+
+    @property
+    def positive_doses(self) -> list[int]:
+        return sorted(d for d in self.doses if d > 0)
+
+    @property
+    def arm_names(self) -> list[str]:
+        """The arms trained: each dosed method once per positive dose (`real+generated@32`), the others as named."""
+        out = []
+        for arm in self.arms:
+            out += [f"{arm}@{d}" for d in self.positive_doses] if arm in DOSED and self.doses else [arm]
+        return out
 
     @property
     def targets(self) -> list[str]:

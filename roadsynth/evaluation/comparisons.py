@@ -27,12 +27,18 @@ PER_CLASS = {"AP50": "mAP50", "AP50_95": "mAP50_95"}
 
 
 def arm_pairs(arms: Sequence[str]) -> list[tuple[str, str]]:
-    """(arm, baseline) pairs worth reporting: every arm against `real`, geometry against random placement
-    (does context matter?) and generated data against the longer-trained real control."""
+    """(arm, baseline) pairs worth reporting: every arm against `real`; at each dose, geometry against random
+    placement (does context matter?) and against the cut-outs' source photos (is pasting better than adding
+    the photos?); generated data against the longer-trained real control."""
     pairs = [(a, "real") for a in arms if a != "real"]
-    for arm, base in (("real+generated", "real+random"), ("real+generated", "real-more-epochs")):
-        if arm in arms and base in arms:
-            pairs.append((arm, base))
+    for arm in arms:
+        method, at, dose = arm.partition("@")
+        if method != "real+generated":
+            continue
+        for base in ("real+random", "real+sources") + (() if at else ("real-more-epochs",)):
+            b = f"{base}@{dose}" if at and base != "real-more-epochs" else base
+            if b in arms:
+                pairs.append((arm, b))
     return pairs
 
 
@@ -55,7 +61,7 @@ def compare(evals: dict[str, list], pairs: Sequence[tuple[str, str]], targets: S
             n_boot: int = 500, seed: int = 0) -> list[dict[str, Any]]:
     """All comparison entries. `evals[arm]` holds one `PerImageEval` per seed (same test images);
     `targets` are (class name, test category id)."""
-    evals = {arm: [_KeptAP(e) for e in runs] for arm, runs in evals.items()}
+    evals = {arm: [e if isinstance(e, _KeptAP) else _KeptAP(e) for e in runs] for arm, runs in evals.items()}
     out = []
     for arm, base in pairs:
         if arm not in evals or base not in evals:
@@ -92,11 +98,12 @@ def minimum_detectable_difference(image_ci: tuple[float, float], seed_ci: tuple[
 
 
 def headline(comparisons: Sequence[dict[str, Any]], targets: Sequence[str]) -> dict[str, Any] | None:
-    """The comparison the report leads with: the first target class's AP50, generated vs real (else the
-    first arm vs real); overall mAP50 when there is no target class."""
+    """The comparison the report leads with: the first target class's AP50, generated (its largest dose) vs
+    real (else the first arm vs real); overall mAP50 when there is no target class."""
     def pick(cls: str | None, metric: str) -> dict[str, Any] | None:
         cands = [c for c in comparisons if c["class"] == cls and c["metric"] == metric and c["baseline"] == "real"]
-        return next((c for c in cands if c["arm"] == "real+generated"), cands[0] if cands else None)
+        gen = [c for c in cands if c["arm"].partition("@")[0] == "real+generated"]  # its largest dose
+        return max(gen, key=lambda c: int(c["arm"].partition("@")[2] or 0)) if gen else (cands[0] if cands else None)
 
     for name in targets:
         if (c := pick(name, "AP50")) is not None:

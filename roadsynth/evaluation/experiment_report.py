@@ -36,7 +36,8 @@ class ReportInputs:
 def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
     from roadsynth.evaluation import plots
     from roadsynth.evaluation.coco_metrics import PerImageEval
-    from roadsynth.evaluation.comparisons import arm_pairs, compare, headline
+    from roadsynth.evaluation import curves as dose
+    from roadsynth.evaluation.comparisons import _KeptAP, arm_pairs, compare, headline
     from roadsynth.evaluation.report import aggregate_runs, write_report
     from roadsynth.datasets.split import count_per_category
     from roadsynth.evaluation.stats import suggest_budget
@@ -44,11 +45,15 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
     test = inputs.test.dataset
     evals: dict[str, list] = {}
     for r in inputs.rows:
-        evals.setdefault(r["arm"], []).append(PerImageEval(test, inputs.predictions[(r["arm"], r["seed"])]))
+        # Kept: the comparisons and the trends draw the same resamples, so each AP is computed once.
+        evals.setdefault(r["arm"], []).append(_KeptAP(PerImageEval(test, inputs.predictions[(r["arm"], r["seed"])])))
     test_ids = {c.name.lower(): c.id for c in test.categories}
     targets = [(name, test_ids[name.lower()]) for name in inputs.targets if name.lower() in test_ids]
     comparisons = compare(evals, arm_pairs([a for a in inputs.arms if a in evals]), targets, n_boot=inputs.n_boot)
     lead = headline(comparisons, inputs.targets)
+    curve = dose.curve_rows(evals, inputs.arms, targets)
+    trend_rows = dose.trends(evals, inputs.arms, targets, n_boot=inputs.n_boot)
+    trend_lead = dose.lead_trend(trend_rows, [name for name, _ in targets])
 
     curves = {}
     for c in test.categories:
@@ -60,11 +65,16 @@ def build_report(inputs: ReportInputs, out_dir: Path) -> dict[str, Any]:
     shown = [c for c in comparisons if c["metric"] in ("AP50", "mAP50")]
     if shown:
         figures["comparisons"] = plots.bootstrap_ci(shown)
+    if curve:
+        figures = {"dose_curve": plots.dose_curves(curve, trend_rows), **figures}
 
     baseline = "real" if "real" in arms else next(iter(arms))
     real_ap = {c: m.get("AP50_95") for c, m in arms.get(baseline, {}).get("per_class", {}).items()}
-    budget = suggest_budget(real_ap, count_per_category(inputs.train.dataset))
-    extras = {"headline": lead, "compute": compute_table(inputs.rows), "leakage": leakage(inputs),
+    # A measured curve replaces the heuristic; without doses the heuristic stays, labelled as such.
+    measured = dose.measured_budget(curve, trend_rows, targets[0][0]) if curve and targets else None
+    budget = {} if curve else suggest_budget(real_ap, count_per_category(inputs.train.dataset))
+    extras = {"headline": lead, "trend_headline": trend_lead, "curves": curve, "trends": trend_rows,
+              "measured_budget": measured, "compute": compute_table(inputs.rows), "leakage": leakage(inputs),
               "starter": starter_summary(inputs), "budget": budget,
               "realism": {k: m["realism"] for k, m in inputs.manifests.items() if "realism" in m},
               "slices": slice_metrics(test, evals, inputs.slice_by)}

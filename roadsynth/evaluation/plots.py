@@ -81,3 +81,35 @@ def bootstrap_ci(comparisons: list[dict[str, Any]]) -> bytes:
     metrics = sorted({c["metric"] for c in comparisons})
     ax.set_xlabel(f"difference in {', '.join(metrics)} (x100), 95 % intervals")
     return _png(fig)
+
+
+def dose_curves(curves: list[dict[str, Any]], trends: list[dict[str, Any]] = ()) -> bytes:
+    """AP against dose (log2 axis; dose 0, the real arm, drawn one step left of the smallest dose), one line
+    per method with its 95 % seed band, one panel per target class and metric."""
+    panels = list(dict.fromkeys((r["class"], r["metric"]) for r in curves))
+    fig, axes = _subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    positive = sorted({r["dose"] for r in curves if r["dose"] > 0})
+    def at(d: int) -> float:
+        return float(np.log2(d)) if d > 0 else float(np.log2(positive[0])) - 1
+    for ax, (cls, metric) in zip(axes.ravel(), panels):
+        for k, method in enumerate(dict.fromkeys(r["method"] for r in curves)):
+            rows = sorted((r for r in curves if (r["class"], r["metric"], r["method"]) == (cls, metric, method)),
+                          key=lambda r: r["dose"])
+            if not rows:
+                continue
+            x = [at(r["dose"]) for r in rows]
+            t = next((t for t in trends if (t["class"], t["metric"], t["method"]) == (cls, metric, method)), None)
+            label = method + (f" ({t['slope_per_doubling'] * 100:+.1f}/doubling, {t['verdict']})" if t else "")
+            ax.plot(x, [r["mean"] * 100 for r in rows], "o-", color=f"C{k}", label=label)
+            lo = [r["seed_ci_low"] * 100 for r in rows]
+            hi = [r["seed_ci_high"] * 100 for r in rows]
+            if all(np.isfinite(lo + hi)):
+                ax.fill_between(x, lo, hi, color=f"C{k}", alpha=0.15)
+        ticks = [0, *positive]
+        ax.set_xticks([at(d) for d in ticks], ["0 (real)", *map(str, positive)], fontsize=8)
+        ax.set_xlabel("generated images added (log2 scale)", fontsize=8)
+        ax.set_ylabel(f"{cls} {metric.replace('_', '-')} (x100)", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.suptitle("AP against the amount of generated data (mean over seeds, 95 % seed band)", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)

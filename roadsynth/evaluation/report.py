@@ -117,8 +117,18 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1)
 def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_examples: int = 0) -> str:
     arms, ctx = metrics["arms"], metrics["context"]
     lines = [f"# {metrics['title']}", ""]
-    lead = metrics.get("headline")
-    if lead:
+    lead, trend = metrics.get("headline"), metrics.get("trend_headline")
+    if trend:
+        from roadsynth.evaluation.curves import markdown as curve_markdown
+
+        lines += [f"## Verdict: {trend['class']} {trend['metric']} against the amount of generated data", ""]
+        lines += curve_markdown([trend], [], None) + [""]
+        lines += [("This run can detect slopes of at least " f"{trend['mdd'] * 100:.1f} AP points per doubling "
+                   "(the half-width of the wider of its two 95 % intervals)." if trend.get("mdd") is not None else
+                   "This run cannot say how small a slope it could detect: one of its intervals is not estimable."),
+                  "", "![dose curve](plots/dose_curve.png)" if "dose_curve" in figures else "",
+                  "", f"At the largest dose: {_verdict_line(lead)[2:]}" if lead else "", ""]
+    elif lead:
         lines += [f"## Verdict: {_scope(lead)}", "", _verdict_line(lead), "", _mdd_sentence(lead), ""]
     lines += [f"- **{k}**: {v}" for k, v in ctx.items()]
     if metrics.get("starter"):
@@ -144,6 +154,14 @@ def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_exam
             [arm, c.get("train_images"), c.get("epochs"), c.get("steps"), c.get("images_seen"),
              "n/a" if c.get("train_seconds") is None else f"{c['train_seconds']:.0f}", c.get("reused", 0)]
             for arm, c in metrics["compute"].items()])
+    if metrics.get("trends"):
+        from roadsynth.evaluation.curves import markdown as curve_markdown
+
+        lines += ["", "## Dose-response (AP against the number of generated images)", ""]
+        lines += curve_markdown(metrics["trends"], metrics.get("curves", []), metrics.get("measured_budget"))
+        lines += ["", "Two 95 % intervals for the slope: a paired bootstrap over test images (each resample scores "
+                  "every dose) and the least-squares interval over all trainings (doses x seeds). A trend is "
+                  "claimed only when both exclude 0."]
     lines += ["", "## Comparisons", ""]
     lines += [_verdict_line(comp) for comp in metrics["comparisons"]]
     lines += ["", "Two 95 % intervals for the difference: a paired bootstrap over test images of the seed-averaged "
@@ -190,7 +208,8 @@ def render_markdown(metrics: dict[str, Any], figures: Sequence[str] = (), n_exam
 
 def render_html(md: str, figures: dict[str, bytes], examples: list[tuple[str, bytes]]) -> str:
     """Self-contained HTML: the markdown's tables and text, images embedded as data URIs."""
-    body = []
+    body: list[str] = []
+    placed: set[str] = set()
     in_table = False
     for line in md.splitlines():
         if line.startswith("|"):
@@ -206,7 +225,11 @@ def render_html(md: str, figures: dict[str, bytes], examples: list[tuple[str, by
         if in_table:
             body.append("</table>")
             in_table = False
-        if line.startswith("!["):
+        if line.startswith("!["):  # a figure placed in the text is embedded there, the rest at the end
+            name = Path(line[line.index("(") + 1:-1]).stem
+            if name in figures and name not in placed:
+                placed.add(name)
+                body.append(_figure(name, figures[name]))
             continue
         if line.startswith("# "):
             body.append(f"<h1>{_inline(line[2:])}</h1>")
@@ -218,8 +241,7 @@ def render_html(md: str, figures: dict[str, bytes], examples: list[tuple[str, by
             body.append(f"<p>{_inline(line)}</p>")
     if in_table:
         body.append("</table>")
-    for name, png in figures.items():
-        body.append(f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{name}"></figure>')
+    body += [_figure(name, png) for name, png in figures.items() if name not in placed]
     for caption, jpg in examples:
         body.append(f'<figure><img src="data:image/jpeg;base64,{base64.b64encode(jpg).decode()}">'
                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
@@ -228,6 +250,10 @@ def render_html(md: str, figures: dict[str, bytes], examples: list[tuple[str, by
              "td:first-child,th:first-child{text-align:left}img{max-width:100%}figcaption{font-size:90%;color:#555}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>roadsynth report</title><style>{style}</style></head>" \
            f"<body>{''.join(body)}</body></html>\n"
+
+
+def _figure(name: str, png: bytes) -> str:
+    return f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{name}"></figure>'
 
 
 def _inline(text: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -33,19 +33,27 @@ class Cutout:
     alpha: np.ndarray  # HxW float32 in [0, 1]
     source: str  # file (+ instance) it was cut from
     mask_method: str  # polygon | mask-image | segment-map | grabcut | ellipse
+    # Where it came from, for the `real+sources` control (the photo itself, as a training image): the source
+    # image's file, its (width, height), and the object's box in it (x, y, w, h pixels). None: unknown.
+    source_path: str | None = None
+    source_size: tuple[int, int] | None = None
+    source_box: tuple[int, int, int, int] | None = None
 
     @property
     def aspect(self) -> float:
         return self.rgb.shape[1] / self.rgb.shape[0]
 
 
-def make_cutout(rgb: np.ndarray, mask: np.ndarray, category: str, source: str, method: str, id_: str) -> Cutout | None:
+def make_cutout(rgb: np.ndarray, mask: np.ndarray, category: str, source: str, method: str, id_: str,
+                source_path: str | Path | None = None) -> Cutout | None:
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
         return None
-    y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    y1, y2, x1, x2 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
     return Cutout(id_, category, np.ascontiguousarray(rgb[y1:y2, x1:x2]),
-                  mask[y1:y2, x1:x2].astype(np.float32), source, method)
+                  mask[y1:y2, x1:x2].astype(np.float32), source, method,
+                  str(Path(source_path).resolve()) if source_path is not None else None,
+                  (int(rgb.shape[1]), int(rgb.shape[0])), (x1, y1, x2 - x1, y2 - y1))
 
 
 class CutoutBank:
@@ -107,7 +115,9 @@ class CutoutBank:
             ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
             atomic_write_bytes(folder / name, buf.tobytes())
             index.append({"file": name, "id": c.id, "category": c.category, "source": c.source,
-                          "mask_method": c.mask_method})
+                          "mask_method": c.mask_method, "source_path": c.source_path,
+                          "source_size": list(c.source_size) if c.source_size else None,
+                          "source_box": list(c.source_box) if c.source_box else None})
         atomic_write_json(folder / "index.json", index, indent=1)
 
     @classmethod
@@ -121,8 +131,10 @@ class CutoutBank:
         for e in index:
             with Image.open(inside(folder, e["file"], f"{folder / 'index.json'} entry {e.get('id')!r}")) as im:
                 rgba = np.asarray(im.convert("RGBA"))
+            size, box = e.get("source_size"), e.get("source_box")
             out.append(Cutout(e["id"], e["category"], np.ascontiguousarray(rgba[..., :3]),
-                              rgba[..., 3].astype(np.float32) / 255.0, e["source"], e["mask_method"]))
+                              rgba[..., 3].astype(np.float32) / 255.0, e["source"], e["mask_method"],
+                              e.get("source_path"), tuple(size) if size else None, tuple(box) if box else None))
         return cls(out)
 
 
@@ -190,7 +202,8 @@ def from_msrc(root: str | Path, categories: Iterable[str] = ("cow", "sheep", "do
               min_area: int = 1500) -> CutoutBank:
     out, problems = [], []
     for name, rgb, m, cls in iter_msrc_instances(root, categories, min_area, problems, curated=True):
-        c = make_cutout(rgb, m, cls, f"msrc:{name}", "segment-map", f"msrc/{name}")
+        c = make_cutout(rgb, m, cls, f"msrc:{name}", "segment-map", f"msrc/{name}",
+                        Path(root) / "images" / name.split("#")[0])
         if c is not None:
             out.append(c)
     return CutoutBank(out, problems)
@@ -233,7 +246,8 @@ def iter_weizmann_instances(root: str | Path, min_area: int = 1500, problems: li
 def from_weizmann(root: str | Path, min_area: int = 1500) -> CutoutBank:
     out, problems = [], []
     for name, rgb, m in iter_weizmann_instances(root, min_area, problems):
-        c = make_cutout(rgb, m, "horse", f"weizmann:{name}", "mask-image", f"weizmann/{Path(name).stem}")
+        c = make_cutout(rgb, m, "horse", f"weizmann:{name}", "mask-image", f"weizmann/{Path(name).stem}",
+                        Path(root) / "rgb" / name)
         if c is not None:
             out.append(c)
     return CutoutBank(out, problems)
@@ -262,7 +276,7 @@ def from_coco_polygons(instances_json: str | Path, images_dir: str | Path, categ
         if _touches_border(m.astype(bool)):
             continue
         c = make_cutout(rgb, m.astype(bool), wanted[a["category_id"]], f"coco:{im['file_name']}#ann{a['id']}",
-                        "polygon", f"coco/{a['id']}")
+                        "polygon", f"coco/{a['id']}", Path(images_dir) / im["file_name"])
         if c is not None:
             out.append(c)
     return CutoutBank(out, problems)
@@ -300,9 +314,10 @@ def build_bank_from_boxes(ds: Dataset, images_root: str | Path, class_map: Mappi
             x1, y1 = max(int(np.floor(b.x)), 0), max(int(np.floor(b.y)), 0)
             full[y1 : y1 + m.shape[0], x1 : x1 + m.shape[1]] = m
             c = make_cutout(rgb, full, lower_map[names[a.category_id].lower()],
-                            f"boxes:{im.file_name}#ann{a.id}", method, f"boxes/{im.id}/{a.id}")
-            if c is not None:
-                out.append(c)
+                            f"boxes:{im.file_name}#ann{a.id}", method, f"boxes/{im.id}/{a.id}",
+                            Path(images_root) / im.file_name)
+            if c is not None:  # the labelled box, not the mask's: the photo's box as it was drawn
+                out.append(replace(c, source_box=(int(round(b.x)), int(round(b.y)), int(round(b.w)), int(round(b.h)))))
     return CutoutBank(out, problems)
 
 
