@@ -53,6 +53,10 @@ def run_training(job: dict, run_dir: Path, *, verbose: bool = False,
     result_path.unlink(missing_ok=True)
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     env = {**os.environ, **thread_env(int(job["threads"])), "PYTHONUNBUFFERED": "1"}
+    # A Dask nanny starts its workers with MALLOC_TRIM_THRESHOLD_=65536 (return freed memory to the OS at
+    # once). A training inheriting it pays a page fault for every freed activation buffer: 1.5 s instead of
+    # 0.87 s per yolo11n step on one thread (benchmarks/experiment_throughput.py's Dask row, before this).
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
     tail: deque[str] = deque(maxlen=20)
     label = job.get("label", run_dir.name)
     with open(run_dir / LOG, "w", encoding="utf-8") as log:

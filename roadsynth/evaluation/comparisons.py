@@ -56,6 +56,9 @@ class _KeptAP:
             self._kept[key] = self.ev.ap(weights, category_ids)
         return self._kept[key]
 
+    def __getattr__(self, name: str) -> Any:  # everything else (pr_curve, ...) is the evaluation's own
+        return getattr(self.ev, name)
+
 
 def compare(evals: dict[str, list], pairs: Sequence[tuple[str, str]], targets: Sequence[tuple[str, int]], *,
             n_boot: int = 500, seed: int = 0) -> list[dict[str, Any]]:

@@ -84,3 +84,24 @@ def test_a_failed_training_names_its_exception_on_the_first_line_and_keeps_the_l
     first = str(err.value).splitlines()[0]
     assert first.startswith("training real seed 0 failed: ") and "ValidationError" in first, first
     assert str(tmp_path / "train.log") in first and "imgsz" in (tmp_path / "train.log").read_text()
+
+
+def test_a_training_under_a_dask_nanny_does_not_inherit_its_malloc_trimming(tmp_path, monkeypatch):
+    import subprocess
+
+    import pytest
+
+    from roadsynth.detectors import child
+
+    seen = {}
+
+    def popen(*args, env=None, **kw):
+        seen.update(env)
+        raise OSError("not started")
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # what distributed's nanny sets in its workers
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    job = {"detector": {}, "train": "x", "val": "x", "run_dir": str(tmp_path), "seed": 0, "threads": 3}
+    with pytest.raises(OSError):
+        child.run_training(job, tmp_path)
+    assert "MALLOC_TRIM_THRESHOLD_" not in seen and seen["OMP_NUM_THREADS"] == "3"
