@@ -207,3 +207,67 @@ def detect(weights: Path, rgb_path: Path, names: dict[int, str], rgb: np.ndarray
     preds = make_detector(DetectorConfig(imgsz=imgsz)).predict(Path(weights), [(0, Path(rgb_path))])
     return draw_detections(rgb, [(names.get(p.category_id, str(p.category_id)), p.box, p.score) for p in preds],
                            min_score)
+
+
+class DoseCurve:
+    """An experiment's dose-response curve for the UI: the figure with one dose marked, what the curve says
+    there, and the generated images that dose adds to the next smaller one (the doses are nested)."""
+
+    def __init__(self, experiment_dir: Path):
+        self.root = Path(experiment_dir).resolve()
+        try:
+            m = json.loads((self.root / "metrics.json").read_text())
+        except (OSError, ValueError):
+            m = {}
+        self.curves = [r for r in m.get("curves") or [] if r.get("metric") == "AP50"]
+        self.trends = [t for t in m.get("trends") or [] if t.get("metric") == "AP50"]
+        self.methods = list(dict.fromkeys(r["method"] for r in self.curves))
+        self.doses = sorted({int(r["dose"]) for r in self.curves})
+        self.target = self.curves[0]["class"] if self.curves else None
+
+    def __bool__(self) -> bool:
+        return bool(self.curves)
+
+    def figure(self, method: str, dose: int) -> np.ndarray:
+        import io
+
+        from PIL import Image
+
+        from roadsynth.evaluation.plots import dose_curves
+
+        rows = [r for r in self.curves if r["class"] == self.target]  # every method: the choice is compared
+        with Image.open(io.BytesIO(dose_curves(rows, self.trends, mark=dose))) as im:
+            return np.asarray(im.convert("RGB"))
+
+    def summary(self, method: str, dose: int) -> str:
+        row = next((r for r in self.curves if r["class"] == self.target and r["method"] == method
+                    and r["dose"] == dose), None)
+        t = next((t for t in self.trends if t["class"] == self.target and t["method"] == method), None)
+        text = "" if row is None else (
+            f"**{method}, dose {dose}** ({'the real arm' if dose == 0 else f'{dose} generated images'}): "
+            f"{self.target} AP50 {row['mean'] * 100:.2f}" + (f" ± {row['std'] * 100:.2f}" if row.get("std") is not None
+                                                            else "") + f" over {row['n_seeds']} seeds.")
+        if t is not None:
+            text += (f" Trend {t['slope_per_doubling'] * 100:+.2f} points per doubling, 95 % CI over test images "
+                     f"[{t['ci_low'] * 100:+.2f}, {t['ci_high'] * 100:+.2f}] → **{t['verdict']}**.")
+        return text
+
+    def examples(self, method: str, dose: int, n: int = 4) -> list[np.ndarray]:
+        """Up to `n` of the images dose `dose` adds to the next smaller dose, generated boxes drawn."""
+        from roadsynth.arms import GENERATED
+
+        folder = self.root / ("sources" if method == "real+sources" else GENERATED.get(method, "generated"))
+        if dose <= 0 or not (folder / "annotations.json").is_file():
+            return []
+        ds = read_coco(folder / "annotations.json")
+        ids = sorted(im.id for im in ds.images)
+        smaller = max([d for d in self.doses if d < dose], default=0)
+        if method == "real+sources":  # whole photos for as many boxes as the dose pasted: show its first ones
+            smaller = 0
+        by_id, by_image = {im.id: im for im in ds.images}, ds.annotations_by_image()
+        names = {c.id: c.name for c in ds.categories}
+        out = []
+        for i in ids[smaller:dose][:n]:
+            rgb = load_image(inside(folder / "images", by_id[i].file_name, f"{folder} image {i}"))
+            out.append(draw_boxes(rgb, by_image.get(i, []), names))
+        return out

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from roadsynth.review import Review, Studio, detect, list_runs
+from roadsynth.review import DoseCurve, Review, Studio, detect, list_runs
 
 METHODS = ["Original", "Ours (inpainting)", "Paste"]
 BOX_MODES = ["None", "Generated", "All"]
@@ -60,9 +60,13 @@ def remove_temp_dir() -> None:
 
 
 def build_app(*, studio: Studio | None = None, dataset: Path | None = None, experiment: Path | None = None):
-    """The Gradio Blocks app. `studio` enables Generate; `dataset` opens a generated dataset for review."""
+    """The Gradio Blocks app. `studio` enables Generate; `dataset` opens a generated dataset for review (by
+    default an `experiment`'s own generated images); an experiment with doses adds its dose-response panel."""
+    if dataset is None and experiment is not None and (Path(experiment) / "generated" / "annotations.json").is_file():
+        dataset = Path(experiment) / "generated"
     if studio is None and dataset is None:
-        raise ValueError("the UI needs a config (to generate) or a generated dataset folder (to review), or both")
+        raise ValueError("the UI needs a config (to generate), a generated dataset folder or an experiment folder "
+                         "with generated images (to review)")
     gr = _gradio()
     reviews: dict[str, Review] = {}
     if dataset is not None:
@@ -162,6 +166,30 @@ def build_app(*, studio: Studio | None = None, dataset: Path | None = None, expe
                     obj = gr.Dropdown([], label="Object", elem_id="object")
                     accept = gr.Button("Accept", elem_id="accept")
                     reject = gr.Button("Reject", elem_id="reject", variant="stop")
+
+        curve = DoseCurve(Path(experiment)) if experiment is not None else None
+        if curve:
+            doses = curve.doses
+            with gr.Accordion("Dose-response: AP against the amount of generated data", open=True, elem_id="dose-panel"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=260):
+                        dose_method = gr.Radio(curve.methods, value=curve.methods[0], label="Method",
+                                               elem_id="dose-method")
+                        dose = gr.Slider(0, len(doses) - 1, value=len(doses) - 1, step=1, elem_id="dose",
+                                         label=f"Dose (position among {', '.join(map(str, doses))} generated images)")
+                        dose_text = gr.Markdown(elem_id="dose-summary")
+                    with gr.Column(scale=3):
+                        dose_plot = gr.Image(label="Curve", elem_id="dose-curve", interactive=False, format="png")
+                        dose_examples = gr.Gallery(label="Images this dose adds", elem_id="dose-examples", columns=4)
+
+            def show_dose(method: str, k: float):
+                d = doses[int(np.clip(int(k), 0, len(doses) - 1))]
+                return curve.figure(method, d), curve.examples(method, d), curve.summary(method, d)
+
+            dose_outputs = [dose_plot, dose_examples, dose_text]
+            dose_method.change(show_dose, [dose_method, dose], dose_outputs)
+            dose.change(show_dose, [dose_method, dose], dose_outputs)
+            app.load(show_dose, [dose_method, dose], dose_outputs)
 
         outputs = [original, sample, detections, status, objects, obj, index]
         go.click(generate, [frame, n, method, prompt, strength, boxes, run], outputs)

@@ -179,8 +179,12 @@ def markdown(trend_rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, An
         lines += ["", "AP50 x100, mean ± std over seeds; dose = generated images added to the real train split "
                   "(dose 0 is the `real` arm). The slope is fitted to log2(dose) over the positive doses."]
     if budget:
-        lines += ["", f"**Measured budget** ({budget['class']} {budget['metric']}, {budget['method']}): "
-                  f"{budget['dose']} generated images ({budget['rule']}; best dose {budget['best_dose']})"
-                  + (". The curve is still rising at the largest dose: larger doses may help more." if
-                     budget["still_rising"] else ".")]
+        head = f"**Measured budget** ({budget['class']} {budget['metric']}, {budget['method']}): "
+        if budget["dose"] == 0:
+            lines += ["", head + "none of the doses measured is better than the real data beyond the seed noise "
+                      f"(the real arm's mean lies within the 95 % seed interval of the best dose, {budget['best_dose']})."]
+        else:
+            lines += ["", head + f"{budget['dose']} generated images ({budget['rule']}; best dose {budget['best_dose']})"
+                      + (". The curve is still rising at the largest dose: larger doses may help more." if
+                         budget["still_rising"] else ".")]
     return lines

@@ -83,9 +83,9 @@ def bootstrap_ci(comparisons: list[dict[str, Any]]) -> bytes:
     return _png(fig)
 
 
-def dose_curves(curves: list[dict[str, Any]], trends: list[dict[str, Any]] = ()) -> bytes:
+def dose_curves(curves: list[dict[str, Any]], trends: list[dict[str, Any]] = (), mark: int | None = None) -> bytes:
     """AP against dose (log2 axis; dose 0, the real arm, drawn one step left of the smallest dose), one line
-    per method with its 95 % seed band, one panel per target class and metric."""
+    per method with its 95 % seed band, one panel per target class and metric; `mark`: a dose to point at."""
     panels = list(dict.fromkeys((r["class"], r["metric"]) for r in curves))
     fig, axes = _subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
     positive = sorted({r["dose"] for r in curves if r["dose"] > 0})
@@ -106,6 +106,8 @@ def dose_curves(curves: list[dict[str, Any]], trends: list[dict[str, Any]] = ())
             if all(np.isfinite(lo + hi)):
                 ax.fill_between(x, lo, hi, color=f"C{k}", alpha=0.15)
         ticks = [0, *positive]
+        if mark is not None:
+            ax.axvline(at(mark), color="grey", lw=1, ls="--")
         ax.set_xticks([at(d) for d in ticks], ["0 (real)", *map(str, positive)], fontsize=8)
         ax.set_xlabel("generated images added (log2 scale)", fontsize=8)
         ax.set_ylabel(f"{cls} {metric.replace('_', '-')} (x100)", fontsize=8)

@@ -172,3 +172,31 @@ def test_detections_view_and_review_of_an_existing_dataset(tmp_path, browser, mo
         page.wait_for_selector("#detections img")
     finally:
         app.close()
+
+
+@pytest.mark.slow
+def test_dose_response_panel_moves_along_the_curve(tmp_path, browser):
+    """An experiment with doses: the curve, what it says at a dose, and the images that dose adds."""
+    from roadsynth.ui import build_app, launch
+    from tests.unit.test_experiment_doses import dosed_experiment
+
+    exp = dosed_experiment(tmp_path / "experiment")
+    from roadsynth.datasets.coco import write_coco
+    from tests.unit.test_experiment_doses import generated
+
+    write_coco(generated(8), exp / "splits" / "test.json")
+    app, url = launch(build_app(experiment=exp), port=_free_port(), block=False)  # reviews exp/generated too
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(url)
+        page.wait_for_function("document.querySelector('#dose-summary')?.innerText.includes('dose 8')", timeout=60_000)
+        page.wait_for_selector("#dose-curve img")
+        assert page.locator("#dose-examples img").count() == 4  # dose 8 adds images 5-8 to dose 4
+        slider = page.locator("#dose input[type=number]")
+        slider.fill("1")
+        slider.press("Enter")
+        page.wait_for_function("document.querySelector('#dose-summary')?.innerText.includes('dose 2')", timeout=30_000)
+        page.wait_for_function("document.querySelectorAll('#dose-examples img').length == 2", timeout=30_000)
+        assert "per doubling" in page.locator("#dose-summary").inner_text()
+    finally:
+        app.close()

@@ -242,3 +242,34 @@ def test_the_report_opens_with_the_trend_verdict_and_the_curve(tmp_path):
     assert {r["dose"] for r in saved["curves"]} == {0, 16, 32, 64} and saved["trends"][0]["mdd"] > 0
     html = (tmp_path / "report.html").read_text()
     assert html.count('alt="dose_curve"') == 1 and html.index('alt="dose_curve"') < html.index("Dose-response")
+
+
+def dosed_experiment(folder, n_images=8, doses=(0, 2, 4, 8)):
+    """An experiment folder as the UI reads it: metrics.json with curves and trends, generated images."""
+    from roadsynth.datasets.coco import write_coco
+
+    evals = dose_evals(k=0.02, seeds=2, doses=doses)
+    arms = list(evals)
+    metrics = {"curves": curves.curve_rows(evals, arms, [("Ambulance", 1)]),
+               "trends": curves.trends(evals, arms, [("Ambulance", 1)], n_boot=20)}
+    (folder / "generated" / "images").mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    ds = generated(n_images)
+    for im in ds.images:
+        Image.fromarray(np.full((48, 64, 3), 10 * im.id, np.uint8)).save(folder / "generated" / "images" / im.file_name)
+    write_coco(ds, folder / "generated" / "annotations.json")
+    return folder
+
+
+def test_the_ui_curve_shows_a_dose_and_the_images_it_adds(tmp_path):
+    from roadsynth.review import DoseCurve
+
+    curve = DoseCurve(dosed_experiment(tmp_path))
+    assert curve and curve.doses == [0, 2, 4, 8] and curve.methods == ["real+generated"] and curve.target == "Ambulance"
+    assert curve.figure("real+generated", 4).ndim == 3
+    added = curve.examples("real+generated", 8, n=10)
+    assert len(added) == 4 and int(added[0][30, 60, 0]) == 50  # images 5..8: what dose 8 adds to dose 4
+    assert curve.examples("real+generated", 0) == []
+    text = curve.summary("real+generated", 4)
+    assert text.startswith("**real+generated, dose 4** (4 generated images): Ambulance AP50") and "per doubling" in text
+    assert not DoseCurve(tmp_path / "missing")  # no metrics.json: no panel
