@@ -134,9 +134,9 @@ def build_sources(cfg: Config, out_dir: Path, generated: Dataset, spelling: dict
     """`sources/annotations.json` (+ `images/` links, `manifest.json`): every photo of the cut-out bank
     that names its file and box, ordered by first use in `generated` (image id order), then seeded.
 
-    Boxes are the cut-outs' own (the mask's box, or the labelled box of a box dataset). Objects of a photo
-    that the bank did not cut out (cut off by the border, too small, merged with a neighbour) stay
-    unlabelled there, as they would in any photo a team adds; read the control with that in mind.
+    Boxes are the photo's own labels where its source has them (COCO and box datasets: also the objects the
+    bank could not cut out, cut off by the border or too small); for mask folders (MSRC, Weizmann) the boxes
+    of the cut-outs, so an object the bank skipped stays unlabelled there.
     """
     from roadsynth.generate.sources import build_bank_for
 
@@ -165,7 +165,7 @@ def build_sources(cfg: Config, out_dir: Path, generated: Dataset, spelling: dict
     rest = sorted(set(by_photo) - set(order))
     order += [rest[i] for i in np.random.default_rng(cfg.generate.seed).permutation(len(rest))]
 
-    names = sorted({spelling.get(c.category.lower(), c.category) for cs in by_photo.values() for c in cs})
+    names = sorted({spelling.get(cat.lower(), cat) for cs in by_photo.values() for cat, _ in photo_labels(cs)})
     cat_id = {n.lower(): k + 1 for k, n in enumerate(names)}
     images, anns = [], []
     (folder / "images").mkdir(parents=True, exist_ok=True)
@@ -177,10 +177,8 @@ def build_sources(cfg: Config, out_dir: Path, generated: Dataset, spelling: dict
             os.symlink(src.resolve(), link)
         w, h = by_photo[path][0].source_size
         images.append(ImageRecord(k, name, int(w), int(h), {"source": str(src), "scene": f"source:{src}"}))
-        for c in by_photo[path]:
-            x, y, bw, bh = c.source_box
-            anns.append(Annotation(len(anns) + 1, k, cat_id[c.category.lower()], Box(x, y, bw, bh), area=float(bw * bh),
-                                   attributes={"cutout_id": c.id}))
+        for cat, (x, y, bw, bh) in photo_labels(by_photo[path]):
+            anns.append(Annotation(len(anns) + 1, k, cat_id[cat.lower()], Box(x, y, bw, bh), area=float(bw * bh)))
     ds = Dataset(tuple(images), tuple(anns), tuple(Category(k + 1, n) for k, n in enumerate(names)),
                  info={"description": "the cut-out bank's source photos with their boxes (real+sources control)"})
     write_coco(ds, folder / "annotations.json")
@@ -188,6 +186,13 @@ def build_sources(cfg: Config, out_dir: Path, generated: Dataset, spelling: dict
         "photos": len(images), "boxes": len(anns), "photos_first_used_by_generated": len(order) - len(rest),
         "problems": problems}, indent=1)
     return folder
+
+
+def photo_labels(cutouts: list) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """A source photo's labels: every labelled object where its source knows them, else the boxes of the
+    cut-outs taken from it."""
+    known = next((c.source_labels for c in cutouts if c.source_labels), None)
+    return list(known) if known else [(c.category, c.source_box) for c in cutouts]
 
 
 def load_sources(folder: Path) -> DatasetSplit:

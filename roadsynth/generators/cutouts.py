@@ -38,6 +38,9 @@ class Cutout:
     source_path: str | None = None
     source_size: tuple[int, int] | None = None
     source_box: tuple[int, int, int, int] | None = None
+    # Every labelled object of the source photo, (category, box), where the source knows them (COCO, box
+    # datasets): the photo with its labels as they are, also the objects the bank could not cut out.
+    source_labels: tuple[tuple[str, tuple[int, int, int, int]], ...] | None = None
 
     @property
     def aspect(self) -> float:
@@ -117,7 +120,8 @@ class CutoutBank:
             index.append({"file": name, "id": c.id, "category": c.category, "source": c.source,
                           "mask_method": c.mask_method, "source_path": c.source_path,
                           "source_size": list(c.source_size) if c.source_size else None,
-                          "source_box": list(c.source_box) if c.source_box else None})
+                          "source_box": list(c.source_box) if c.source_box else None,
+                          "source_labels": [[k, list(b)] for k, b in c.source_labels] if c.source_labels else None})
         atomic_write_json(folder / "index.json", index, indent=1)
 
     @classmethod
@@ -131,10 +135,11 @@ class CutoutBank:
         for e in index:
             with Image.open(inside(folder, e["file"], f"{folder / 'index.json'} entry {e.get('id')!r}")) as im:
                 rgba = np.asarray(im.convert("RGBA"))
-            size, box = e.get("source_size"), e.get("source_box")
+            size, box, labels = e.get("source_size"), e.get("source_box"), e.get("source_labels")
             out.append(Cutout(e["id"], e["category"], np.ascontiguousarray(rgba[..., :3]),
                               rgba[..., 3].astype(np.float32) / 255.0, e["source"], e["mask_method"],
-                              e.get("source_path"), tuple(size) if size else None, tuple(box) if box else None))
+                              e.get("source_path"), tuple(size) if size else None, tuple(box) if box else None,
+                              tuple((k, tuple(b)) for k, b in labels) if labels else None))
         return cls(out)
 
 
@@ -215,6 +220,10 @@ def _problem(problems: list[str] | None, e: Exception) -> None:
     problems.append(str(e))
 
 
+def _int_box(xywh) -> tuple[int, int, int, int]:
+    return tuple(int(round(float(v))) for v in xywh)
+
+
 def _touches_border(mask: np.ndarray) -> bool:
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
@@ -258,6 +267,10 @@ def from_coco_polygons(instances_json: str | Path, images_dir: str | Path, categ
     d = json.loads(Path(instances_json).read_text())
     wanted = {c["id"]: c["name"] for c in d["categories"] if c["name"] in set(categories)}
     by_image = {im["id"]: im for im in d["images"]}
+    labels: dict[int, list] = {}
+    for a in d["annotations"]:
+        if a["category_id"] in wanted and not a.get("iscrowd"):
+            labels.setdefault(a["image_id"], []).append((wanted[a["category_id"]], _int_box(a["bbox"])))
     out, problems = [], []
     for a in d["annotations"]:
         if a["category_id"] not in wanted or a.get("iscrowd") or not isinstance(a.get("segmentation"), list):
@@ -278,7 +291,7 @@ def from_coco_polygons(instances_json: str | Path, images_dir: str | Path, categ
         c = make_cutout(rgb, m.astype(bool), wanted[a["category_id"]], f"coco:{im['file_name']}#ann{a['id']}",
                         "polygon", f"coco/{a['id']}", Path(images_dir) / im["file_name"])
         if c is not None:
-            out.append(c)
+            out.append(replace(c, source_labels=tuple(labels.get(a["image_id"], ()))))
     return CutoutBank(out, problems)
 
 
@@ -317,7 +330,8 @@ def build_bank_from_boxes(ds: Dataset, images_root: str | Path, class_map: Mappi
                             f"boxes:{im.file_name}#ann{a.id}", method, f"boxes/{im.id}/{a.id}",
                             Path(images_root) / im.file_name)
             if c is not None:  # the labelled box, not the mask's: the photo's box as it was drawn
-                out.append(replace(c, source_box=(int(round(b.x)), int(round(b.y)), int(round(b.w)), int(round(b.h)))))
+                out.append(replace(c, source_box=_int_box(b.xywh()), source_labels=tuple(
+                    (lower_map[names[o.category_id].lower()], _int_box(o.bbox.xywh())) for o in anns)))
     return CutoutBank(out, problems)
 
 

@@ -273,3 +273,25 @@ def test_the_ui_curve_shows_a_dose_and_the_images_it_adds(tmp_path):
     text = curve.summary("real+generated", 4)
     assert text.startswith("**real+generated, dose 4** (4 generated images): Ambulance AP50") and "per doubling" in text
     assert not DoseCurve(tmp_path / "missing")  # no metrics.json: no panel
+
+
+def test_a_coco_photo_keeps_every_label_also_the_objects_the_bank_could_not_cut_out(tmp_path):
+    from roadsynth.generators.cutouts import from_coco_polygons
+
+    photo(tmp_path / "imgs" / "p.jpg", w=100, h=80)
+    square = lambda x, y, s: [[x, y, x + s, y, x + s, y + s, x, y + s]]  # noqa: E731
+    coco = {"images": [{"id": 1, "file_name": "p.jpg", "width": 100, "height": 80}],
+            "categories": [{"id": 1, "name": "cow"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [20, 20, 40, 40], "area": 1600,
+                             "segmentation": square(20, 20, 40), "iscrowd": 0},
+                            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 50, 30, 30], "area": 900,
+                             "segmentation": square(0, 50, 30), "iscrowd": 0}]}  # cut by the border
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    bank = from_coco_polygons(tmp_path / "c.json", tmp_path / "imgs", ["cow"], min_area=100)
+    assert [c.id for c in bank.cutouts] == ["coco/1"]
+    assert bank.cutouts[0].source_labels == (("cow", (20, 20, 40, 40)), ("cow", (0, 50, 30, 30)))
+    bank.save(tmp_path / "bank")
+    assert CutoutBank.load(tmp_path / "bank").cutouts[0].source_labels == bank.cutouts[0].source_labels
+    from roadsynth.arms import photo_labels
+
+    assert photo_labels(bank.cutouts) == [("cow", (20, 20, 40, 40)), ("cow", (0, 50, 30, 30))]
