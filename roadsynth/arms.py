@@ -79,6 +79,7 @@ def materialize_arms(cfg: Config, out_dir: Path, train: DatasetSplit) -> dict[st
     for arm in cfg.experiment.arm_names:
         method, dose = parse_arm(arm)
         parts = [] if method == "generated-only" else [("real", train)]
+        extra = {}
         if method in GENERATED:
             gen_dir = out_dir / GENERATED[method]
             if gen_dir not in generated:
@@ -89,10 +90,13 @@ def materialize_arms(cfg: Config, out_dir: Path, train: DatasetSplit) -> dict[st
             gen_dir = out_dir / "generated"
             n_objects = inserted_objects(dose_prefix(read_coco(gen_dir / "annotations.json"), dose, gen_dir))
             sources = load_sources(out_dir / "sources")
-            parts.append(("sources", DatasetSplit(sources_prefix(sources.dataset, n_objects), sources.images_root)))
+            taken = sources_prefix(sources.dataset, n_objects)
+            parts.append(("sources", DatasetSplit(taken, sources.images_root)))
+            extra = {"sources_photos": len(taken.images), "sources_boxes": len(taken.annotations),
+                     "pasted_objects_matched": n_objects}
         arm_dir = out_dir / "arms" / arm_dirname(arm)
         merged = link_merged(parts, arm_dir / "images")
-        info = {**dict(merged.dataset.info), "arm": arm, "method": method, "dose": dose}
+        info = {**dict(merged.dataset.info), "arm": arm, "method": method, "dose": dose, **extra}
         merged = replace(merged, dataset=merged.dataset.with_(info=info))
         out[arm] = write_split(merged, arm_dir / "annotations.json")
     return out

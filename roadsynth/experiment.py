@@ -384,6 +384,12 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
         "seeds": e.seeds,
         "bootstrap": f"{e.bootstrap} paired resamples of the {len(test.dataset.images)} test images",
     }
+    sources = [json.loads((out_dir / "arms" / arm_dirname(a) / "annotations.json").read_text()).get("info", {})
+               for a in e.arm_names if a.startswith("real+sources")]
+    if sources:
+        context["real+sources (source photos / their boxes / pasted objects to match)"] = "; ".join(
+            f"{i['arm']}: {i['sources_photos']} / {i['sources_boxes']} / {i['pasted_objects_matched']}"
+            + (" (bank exhausted)" if i["sources_boxes"] < i["pasted_objects_matched"] else "") for i in sources)
     slice_by = list(e.slice_by) + (["condition"] if e.test_conditions and "condition" not in e.slice_by else [])
     inputs = ReportInputs(
         title=f"roadsynth experiment: {cfg.name}", rows=rows, predictions=predictions, train=train, test=test,

@@ -130,10 +130,12 @@ def experiment_snapshot(out: Path, cfg, now: float | None = None) -> dict:
     per_step = (sum(timed) / len(timed)) if timed else next(
         (r["seconds_per_step"] for r in running if r["seconds_per_step"]), None)
     eta = None
-    if per_step is not None and all(r["eta_s"] is not None for r in running):
+    if per_step is not None:
         left = sum(w["steps"] for w in waiting) * per_step
         slots = max(1, int(plan.get("parallel", 1)))
-        running_left = [max(0.0, r["eta_s"]) for r in running]
+        # A training that has only just started has no rate of its own yet: the finished ones' rate stands in.
+        running_left = [max(0.0, r["eta_s"]) if r["eta_s"] is not None else (r["steps"] - r["steps_done"]) * per_step
+                        for r in running]
         eta = (left + sum(running_left)) / slots if waiting else max(running_left, default=0.0)
     return {"phase": "training", "done": done, "running": running, "waiting": waiting,
             "total": len(plan["trainings"]), "parallel": plan.get("parallel"),

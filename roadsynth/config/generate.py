@@ -194,6 +194,10 @@ class InsertConfig(Section):
     realism_limits: RealismLimits | None = Field(None, description="reject objects whose realism scores stay out "
                                                                    "of these bounds after matching")
     shadow: bool = True
+    cutout_min_quality: float | None = Field(
+        None, ge=0, le=1, description="refuse cut-outs whose mask quality score (generators/mask_score.py: colour "
+                                      "separation from the background ring, background leak, reach of the box "
+                                      "sides, fill) is below this; the manifest counts them (`cutouts_refused`)")
     same_objects_as: Path | None = Field(
         None, description="a generated dataset's annotations.json (same scenes, seed and n_images): each frame "
                           "inserts the objects that dataset's frame holds (categories and cut-outs), placed by this "

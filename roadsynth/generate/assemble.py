@@ -60,6 +60,7 @@ def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: Sources, chunks
                                            for im in images).items())),
         "region_sources": dict(sorted(Counter(str(im.attributes.get("region_source")) for im in images).items())),
         "realism": realism_audit(images, generated),
+        "cutouts_refused": next((c["cutouts_refused"] for c in chunks if "cutouts_refused" in c), {}),
         "failures": failures, "chunks": n_chunks,
     }
     atomic_write_json(out_dir / "manifest.json", manifest, indent=2)

@@ -123,7 +123,8 @@ class Worker:
                          for p in self.bank.problems]
         payload = {"format": CHUNK_FORMAT, "chunk": chunk_index, "config_digest": self.digest,
                    "roadsynth_version": __version__, "images": [image_to_dict(im) for im in images],
-                   "annotations": [annotation_to_dict(a) for a in anns], "failures": failures}
+                   "annotations": [annotation_to_dict(a) for a in anns], "failures": failures,
+                   **({"cutouts_refused": self.bank.refused} if chunk_index == 0 else {})}
         payload = jsonable(payload)
         atomic_write_json(chunk_path(out_dir, chunk_index), payload)
         return payload

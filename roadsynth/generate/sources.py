@@ -113,6 +113,8 @@ def build_bank_for(cfg: GenerateConfig) -> CutoutBank:
     saved = [CutoutBank.load(c.path) for c in cfg.cutouts if c.kind == "bank"]
     built = build_bank([c.model_dump() for c in cfg.cutouts if c.kind != "bank"])
     bank = CutoutBank.concat([built, *saved])
+    if cfg.insert is not None and cfg.insert.cutout_min_quality is not None:
+        bank = bank.gate(cfg.insert.cutout_min_quality)
     missing = sorted(c for c in cfg.insert.categories if not bank.by_category(c)) if cfg.insert else []
     if missing:
         raise ValueError(f"no cut-outs for categories {missing}; the cut-out sources give {sorted(bank.categories)}")

@@ -11,7 +11,7 @@ import csv
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -41,6 +41,8 @@ class Cutout:
     # Every labelled object of the source photo, (category, box), where the source knows them (COCO, box
     # datasets): the photo with its labels as they are, also the objects the bank could not cut out.
     source_labels: tuple[tuple[str, tuple[int, int, int, int]], ...] | None = None
+    # How far the mask can be trusted, from the photo alone (generators/mask_score.py); None: not scored.
+    quality: float | None = None
 
     @property
     def aspect(self) -> float:
@@ -48,7 +50,11 @@ class Cutout:
 
 
 def make_cutout(rgb: np.ndarray, mask: np.ndarray, category: str, source: str, method: str, id_: str,
-                source_path: str | Path | None = None) -> Cutout | None:
+                source_path: str | Path | None = None, box: Sequence[float] | None = None) -> Cutout | None:
+    """A cut-out from a full-frame `mask` on its photo, scored against `box` (x, y, w, h: the labelled box
+    a derived mask came from; default the mask's own box)."""
+    from roadsynth.generators.mask_score import cutout_quality
+
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
         return None
@@ -56,16 +62,19 @@ def make_cutout(rgb: np.ndarray, mask: np.ndarray, category: str, source: str, m
     return Cutout(id_, category, np.ascontiguousarray(rgb[y1:y2, x1:x2]),
                   mask[y1:y2, x1:x2].astype(np.float32), source, method,
                   str(Path(source_path).resolve()) if source_path is not None else None,
-                  (int(rgb.shape[1]), int(rgb.shape[0])), (x1, y1, x2 - x1, y2 - y1))
+                  (int(rgb.shape[1]), int(rgb.shape[0])), (x1, y1, x2 - x1, y2 - y1),
+                  quality=cutout_quality(rgb, mask, None if box is None else tuple(box))["score"])
 
 
 class CutoutBank:
     """Cut-outs by category and id. `problems`: source files that could not be used, one line each (a bad image
     in a cut-out folder is skipped and reported; the run goes on)."""
 
-    def __init__(self, cutouts: Iterable[Cutout] = (), problems: Iterable[str] = ()):
+    def __init__(self, cutouts: Iterable[Cutout] = (), problems: Iterable[str] = (),
+                 refused: Mapping[str, int] | None = None):
         self.cutouts = list(cutouts)
         self.problems = list(problems)
+        self.refused = dict(refused or {})  # reason -> cut-outs left out by a gate (`gate`)
         # Category names match case-insensitively (a config's `Horse` finds the Weizmann `horse` cut-outs), as
         # everywhere else in roadsynth; the first spelling seen is the one reported.
         self._by_cat: dict[str, list[Cutout]] = {}
@@ -106,7 +115,23 @@ class CutoutBank:
     @classmethod
     def concat(cls, banks: Iterable["CutoutBank"]) -> "CutoutBank":
         banks = list(banks)
-        return cls((c for b in banks for c in b.cutouts), (p for b in banks for p in b.problems))
+        refused: dict[str, int] = {}
+        for b in banks:
+            for k, n in b.refused.items():
+                refused[k] = refused.get(k, 0) + n
+        return cls((c for b in banks for c in b.cutouts), (p for b in banks for p in b.problems), refused)
+
+    def gate(self, min_quality: float) -> "CutoutBank":
+        """The cut-outs scoring at least `min_quality`; the others are counted in `refused` by reason.
+        Unscored cut-outs (banks saved before scores existed) are kept."""
+        kept, refused = [], dict(self.refused)
+        for c in self.cutouts:
+            if c.quality is not None and c.quality < min_quality:
+                key = f"mask quality below {min_quality:g}"
+                refused[key] = refused.get(key, 0) + 1
+            else:
+                kept.append(c)
+        return CutoutBank(kept, self.problems, refused)
 
     def save(self, folder: str | Path) -> None:
         """One RGBA PNG per cut-out + `index.json` (written last, so a folder with an index is complete)."""
@@ -121,7 +146,8 @@ class CutoutBank:
                           "mask_method": c.mask_method, "source_path": c.source_path,
                           "source_size": list(c.source_size) if c.source_size else None,
                           "source_box": list(c.source_box) if c.source_box else None,
-                          "source_labels": [[k, list(b)] for k, b in c.source_labels] if c.source_labels else None})
+                          "source_labels": [[k, list(b)] for k, b in c.source_labels] if c.source_labels else None,
+                          "quality": c.quality})
         atomic_write_json(folder / "index.json", index, indent=1)
 
     @classmethod
@@ -139,7 +165,7 @@ class CutoutBank:
             out.append(Cutout(e["id"], e["category"], np.ascontiguousarray(rgba[..., :3]),
                               rgba[..., 3].astype(np.float32) / 255.0, e["source"], e["mask_method"],
                               e.get("source_path"), tuple(size) if size else None, tuple(box) if box else None,
-                              tuple((k, tuple(b)) for k, b in labels) if labels else None))
+                              tuple((k, tuple(b)) for k, b in labels) if labels else None, e.get("quality")))
         return cls(out)
 
 
@@ -267,10 +293,11 @@ def from_coco_polygons(instances_json: str | Path, images_dir: str | Path, categ
     d = json.loads(Path(instances_json).read_text())
     wanted = {c["id"]: c["name"] for c in d["categories"] if c["name"] in set(categories)}
     by_image = {im["id"]: im for im in d["images"]}
-    labels: dict[int, list] = {}
+    every = {c["id"]: c["name"] for c in d["categories"]}
+    labels: dict[int, list] = {}  # every class, not only the wanted ones: the photo's labels as they are
     for a in d["annotations"]:
-        if a["category_id"] in wanted and not a.get("iscrowd"):
-            labels.setdefault(a["image_id"], []).append((wanted[a["category_id"]], _int_box(a["bbox"])))
+        if a["category_id"] in every and not a.get("iscrowd"):
+            labels.setdefault(a["image_id"], []).append((every[a["category_id"]], _int_box(a["bbox"])))
     out, problems = [], []
     for a in d["annotations"]:
         if a["category_id"] not in wanted or a.get("iscrowd") or not isinstance(a.get("segmentation"), list):
@@ -328,10 +355,11 @@ def build_bank_from_boxes(ds: Dataset, images_root: str | Path, class_map: Mappi
             full[y1 : y1 + m.shape[0], x1 : x1 + m.shape[1]] = m
             c = make_cutout(rgb, full, lower_map[names[a.category_id].lower()],
                             f"boxes:{im.file_name}#ann{a.id}", method, f"boxes/{im.id}/{a.id}",
-                            Path(images_root) / im.file_name)
+                            Path(images_root) / im.file_name, box=b.xywh())
             if c is not None:  # the labelled box, not the mask's: the photo's box as it was drawn
                 out.append(replace(c, source_box=_int_box(b.xywh()), source_labels=tuple(
-                    (lower_map[names[o.category_id].lower()], _int_box(o.bbox.xywh())) for o in anns)))
+                    (lower_map.get(names[o.category_id].lower(), names[o.category_id]), _int_box(o.bbox.xywh()))
+                    for o in by_image.get(im.id, []) if not o.iscrowd)))
     return CutoutBank(out, problems)
 
 

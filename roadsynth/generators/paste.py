@@ -193,7 +193,8 @@ class PasteInserter:
         local = mask_box(visible)
         box = Box(local.x + cx1, local.y + cy1, local.w, local.h)
         prov = Provenance(method="paste", source=cut.source, seed=seed, params={
-            "cutout_id": cut.id, "mask_method": cut.mask_method, "blend": self.blend, "scale": round(scale, 4),
+            "cutout_id": cut.id, "mask_method": cut.mask_method, "cutout_quality": cut.quality,
+            "blend": self.blend, "scale": round(scale, 4),
             "flip": flipped, "match": m is not None, "shadow": self.shadow, "truncated": truncated,
         })
         return Insertion(p, box, visible, (cx1, cy1, cx2, cy2), prov, scores)

@@ -47,6 +47,11 @@ def test_progress_snapshot_reads_plan_progress_and_finished_runs(tmp_path):
     lines = snapshot_lines(s)
     assert lines[0].startswith("trainings 1/4 done, 1 running (2 at a time, 1 threads each), eta 1:05")
     assert lines[1] == "  real seed 1: epoch 3/5, step 40/100, eta 0:30"
+    # A training that has just started (no step yet) takes the finished ones' pace: the run's ETA stays known.
+    atomic_write_json(out / "runs" / "real_plus_generated_seed0" / "progress.json",
+                      {"epoch": 0, "epochs": 5, "steps_done": 0, "steps": 100, "started": now, "updated": now})
+    s = experiment_snapshot(out, cfg, now=now)
+    assert s["running"][1]["eta_s"] is None and abs(s["eta_s"] - (100 * 0.5 + 30 + 100 * 0.5) / 2) < 1e-6
 
 
 def test_console_summary_is_the_verdict_and_the_arms_table():

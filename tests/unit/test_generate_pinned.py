@@ -22,8 +22,9 @@ from tests.conftest import ROOT
 # matching keeping the object's own relative contrast (a gain, `contrast_follow: 0`) instead of pulling it
 # half-way to the ring's, which left pasted animals flatter than the frames' real vehicles; then by the
 # bundled MSRC folder's exclude.csv (segments holding several animals are no longer cut-outs: one box
-# around a ewe and her lamb is a wrong label).
-ANNOTATIONS_SHA256 = "05e0f400afcdb5421809f78464f623230b65d9489d2e8525c4d0e4a4b62df114"
+# around a ewe and her lamb is a wrong label); then by each pasted object's provenance naming its cut-out's
+# mask quality score (`cutout_quality`; images unchanged).
+ANNOTATIONS_SHA256 = "0a9132562f12a0e7d635aa0ee17f04e1a80888a7cc01eb31bfdcae841989ee9e"
 IMAGES_SHA256 = "1f4c58e5133a5ad207cffc072f438b2ea31dc6659e424a3a0f15ef4ef9a0df9c"
 
 
