@@ -40,12 +40,24 @@ def command(*args, **kwargs):
             except Exception as e:  # noqa: BLE001 - every failure reaches the user as one line
                 if _STATE["debug"]:
                     raise
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                first = _one_line(e)
                 # Bad input (ValueError, OSError) is explained by its message; anything else may be a bug.
                 hint = "" if isinstance(e, (ValueError, OSError)) else f" ({type(e).__name__}; --debug shows where)"
                 _fail(first + hint, code=1)
         return app.command(*args, **kwargs)(run)
     return wrap
+
+
+def _one_line(e: Exception) -> str:
+    """The first line of an error's message. An OS error from a library names its file the Python way
+    ("[Errno 28] No space left on device: 'x.jpg'"); it is said as roadsynth's own are: the file first."""
+    from roadsynth.datasets.io import FileOpError  # not at import: it loads numpy and Pillow
+
+    if isinstance(e, OSError) and not isinstance(e, FileOpError) and e.strerror and e.filename is not None:
+        files = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
+        return f"{files}: {e.strerror[:1].lower()}{e.strerror[1:]}"
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 class Engine(str, Enum):
@@ -76,21 +88,24 @@ def _load(config: Path):
 def validate(
     annotations: Path = typer.Argument(..., help="COCO annotations JSON"),
     images_root: Optional[Path] = typer.Option(None, "--images-root", help="folder the file_names are relative to"),
-    as_json: bool = typer.Option(False, "--json", help="print problems as a JSON list"),
+    as_json: bool = typer.Option(False, "--json", help="print problems as a JSON list (each with its `level`)"),
     no_images: bool = typer.Option(False, "--no-images", help="skip opening image files"),
+    strict: bool = typer.Option(False, "--strict", help="fail on warnings too (e.g. image files no record names)"),
 ) -> None:
-    """Check a COCO dataset; exit 0 when valid, 1 with one line per problem otherwise."""
+    """Check a COCO dataset; exit 0 when valid (warnings allowed unless --strict), 1 with one line per problem otherwise."""
     from roadsynth.datasets.validate import validate_coco_file
 
     problems = validate_coco_file(annotations, images_root, check_images=not no_images and images_root is not None)
+    errors = [p for p in problems if p.level == "error"]
     if as_json:
-        print(json.dumps([{"where": p.where, "message": p.message} for p in problems], indent=2))
+        print(json.dumps([{"where": p.where, "message": p.message, "level": p.level} for p in problems], indent=2))
     else:
         for p in problems:
-            print(str(p))
-        if not problems:
-            console.print(f"[green]{annotations}: valid[/green]")
-    raise typer.Exit(1 if problems else 0)
+            print(str(p) if p.level == "error" else f"{p.level}: {p}")
+        if not errors:
+            warned = f" ({len(problems)} warning{'s' if len(problems) > 1 else ''})" if problems else ""
+            console.print(f"[green]{escape(str(annotations))}: valid{warned}[/green]")
+    raise typer.Exit(1 if errors or (strict and problems) else 0)
 
 
 class ImportFormat(str, Enum):
@@ -138,8 +153,10 @@ def import_(
     _print_skipped("items the reader skipped or kept with a warning (also in annotations.json `info.problems`)",
                    [str(x) for x in ds.info.get("problems", [])])
     for p in problems:
-        print(str(p))
-    raise typer.Exit(1 if problems or not ds.images else 0)
+        print(f"{getattr(p, 'level', 'error')}: {p}")
+    # Warnings (images the annotations do not name, in a shared folder) are information, not a failure.
+    errors = [p for p in problems if getattr(p, "level", "error") == "error"]
+    raise typer.Exit(1 if errors or not ds.images else 0)
 
 
 @command()
@@ -331,8 +348,8 @@ def report_summary(markdown: str) -> str:
     for line in markdown.splitlines():
         if line.startswith("## "):
             keep = line.startswith(("## Verdict", "## Arms"))
-        if keep and not line.startswith("!["):
-            out.append(line)
+        if keep and not line.startswith("![") and not (not line.strip() and out and not out[-1].strip()):
+            out.append(line)  # figures are for report.html; one blank line where one stood
     return "\n".join(out).strip()
 
 

@@ -69,7 +69,9 @@ def network_audit():
 @pytest.fixture(scope="session")
 def prefect_harness():
     """A throw-away Prefect server and database for in-process flow tests (not the user's ~/.cache one)."""
-    import roadsynth.flows._prefect  # noqa: F401  (applies roadsynth's offline defaults first)
+    from roadsynth.flows._prefect import import_prefect
+
+    import_prefect()  # roadsynth's offline defaults first, as every roadsynth entry into Prefect does
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):

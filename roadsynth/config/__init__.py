@@ -1,5 +1,9 @@
 """Run configuration: pydantic models (`extra="forbid"`), loaded from YAML with `safe_load`.
 
+A config file is held to `datasets.io.read_yaml`'s limits (1 MiB, 1,000,000 nodes once aliases are expanded,
+100 levels) before anything walks it: `_resolve_paths` visits every expanded node, so a few hundred bytes of
+nested aliases would otherwise keep it busy for minutes.
+
 One config per run; the resolved config (defaults filled in, paths absolute) is saved beside the output
 as `config.yaml`, so a run folder says exactly what produced it. Sections live in `generate.py` and
 `experiment.py`; this module holds the whole run's `Config` and the YAML loading.
@@ -38,7 +42,7 @@ from roadsynth.config.generate import (  # noqa: F401
     VehicleRestyleConfig,
     WeatherConfig,
 )
-from roadsynth.datasets.io import atomic_write_text
+from roadsynth.datasets.io import InputFileError, atomic_write_text, read_yaml
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -111,11 +115,9 @@ def load_model(path: str | Path, model: type[M]) -> M:
     """A YAML file as `model` (safe_load; relative paths resolved against the file's folder)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raw = read_yaml(path, "config file")
+    except (FileNotFoundError, InputFileError) as e:  # missing, not a regular file, not YAML, or past a limit
+        raise ConfigError(str(e)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, but got {type(raw).__name__}")
     try:

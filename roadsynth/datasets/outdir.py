@@ -10,12 +10,11 @@ image or chunk of the old run survives into the new one.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from roadsynth import __version__
-from roadsynth.datasets.io import TEMP_PREFIX, atomic_write_json
+from roadsynth.datasets.io import TEMP_PREFIX, atomic_write_json, read_json
 
 MARKER = ".roadsynth.json"
 # What each kind of run writes at the top of its folder (removed on --overwrite with another config).
@@ -37,8 +36,9 @@ class OutputFolderError(ValueError):
 
 
 def read_marker(folder: Path) -> dict | None:
+    # A marker is a few dozen bytes; anything big, odd (a FIFO) or broken makes the folder a user's.
     try:
-        marker = json.loads((Path(folder) / MARKER).read_text())
+        marker = read_json(Path(folder) / MARKER, "output marker", max_bytes=1 << 20)
     except (OSError, ValueError):
         return None
     return marker if isinstance(marker, dict) else None

@@ -3,21 +3,24 @@
 It works on the raw JSON, not on records: broken input may not even parse into records.
 Boxes may reach 1 px past the image border: labelling tools and float rounding routinely produce
 x + w = width + 0.5, which every trainer clips harmlessly; more than that is a real labelling error.
+
+Every problem is an "error" (the file is wrong) except image files that no record names, which are a
+"warning": an images folder shared by several annotation files (train and val) is normal, and training
+never reads a file no record names.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from PIL import Image, ImageOps
 
-from roadsynth.datasets.io import IMAGE_SUFFIXES
+from roadsynth.datasets.io import IMAGE_SUFFIXES, InputFileError, open_input, read_json
 
 BORDER_TOLERANCE_PX = 1.0
 
@@ -26,6 +29,7 @@ BORDER_TOLERANCE_PX = 1.0
 class Problem:
     where: str
     message: str
+    level: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
@@ -80,13 +84,15 @@ def _check_file_name(im: dict, problems: list[Problem]) -> str | None:
 
 def _check_image_file(path: Path, im: dict) -> list[Problem]:
     where = _image_where(im)
-    if not path.exists():
-        return [Problem(where, f"file not found: {path}")]
     try:
-        with Image.open(path) as f:
+        with open_input(path, "image") as fp, Image.open(fp) as f:
             f.load()  # full decode: truncated files fail here, not at training time
             f = ImageOps.exif_transpose(f)
             w, h = f.size
+    except FileNotFoundError:
+        return [Problem(where, f"file not found: {path}")]
+    except InputFileError as e:
+        return [Problem(where, str(e))]
     except Exception as e:  # noqa: BLE001 - any decoder failure is a problem report
         return [Problem(where, f"file is unreadable, truncated or corrupt: {e}")]
     if (im.get("width"), im.get("height")) != (w, h):
@@ -192,9 +198,10 @@ def _unnamed_files(root: Path, named: set[str], shown: int = 20) -> list[Problem
         return []
     stray = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                    if p.suffix.lower() in IMAGE_SUFFIXES and p.relative_to(root).as_posix() not in named)
-    out = [Problem(str(root / s), "image file that no record names") for s in stray[:shown]]
+    out = [Problem(str(root / s), "image file that no record names", "warning") for s in stray[:shown]]
     if len(stray) > shown:
-        out.append(Problem(str(root), f"... and {len(stray) - shown} more image files that no record names"))
+        out.append(Problem(str(root), f"... and {len(stray) - shown} more image files that no record names",
+                           "warning"))
     return out
 
 
@@ -202,9 +209,9 @@ def validate_coco_file(path: str | Path, images_root: str | Path | None = None, 
                        check_images: bool = True) -> list[Problem]:
     path = Path(path)
     try:
-        coco = json.loads(path.read_text())
+        coco = read_json(path, "annotations file")
     except FileNotFoundError:
         return [Problem(str(path), "file not found")]
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return [Problem(str(path), f"not valid JSON: {e}")]
+    except InputFileError as e:  # not a regular file, not JSON, or past a limit
+        return [Problem(str(path), e.reason)]
     return validate_coco(coco, images_root, check_images=check_images, source=str(path))

@@ -26,12 +26,16 @@ class YoloFormatError(ValueError):
 
 
 def read_class_names(data_yaml: Path) -> list[str]:
+    from roadsynth.datasets.io import InputFileError, read_yaml
+
     try:
-        meta = yaml.safe_load(data_yaml.read_text()) or {}
+        meta = read_yaml(data_yaml, "data.yaml") or {}
     except FileNotFoundError:
         raise YoloFormatError(f"{data_yaml}: data.yaml not found") from None
-    except yaml.YAMLError as e:
-        raise YoloFormatError(f"{data_yaml}: not valid YAML: {e}") from None
+    except InputFileError as e:
+        raise YoloFormatError(str(e)) from None
+    if not isinstance(meta, dict):
+        raise YoloFormatError(f"{data_yaml}: expected a mapping, but got {type(meta).__name__}")
     names = meta.get("names")
     if isinstance(names, dict):
         names = [names[k] for k in sorted(names, key=int)]

@@ -8,6 +8,9 @@ from roadsynth.config import OrchestrationConfig
 
 
 def make_task_runner(o: OrchestrationConfig):
+    from roadsynth.flows._prefect import import_prefect
+
+    import_prefect()  # the offline defaults before any Prefect module loads
     if o.task_runner == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
 

@@ -8,7 +8,6 @@ are skipped: the object is cut off there and would be pasted with a straight edg
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -17,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, inside, load_image
+from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, inside, load_image, read_json
 from roadsynth.datasets.records import Dataset
 from roadsynth.generators.masks import grabcut_mask
 
@@ -154,7 +153,7 @@ class CutoutBank:
     def load(cls, folder: str | Path) -> "CutoutBank":
         folder = Path(folder)
         try:
-            index = json.loads((folder / "index.json").read_text())
+            index = read_json(folder / "index.json", "cut-out bank index")
         except FileNotFoundError:
             raise FileNotFoundError(f"{folder}: not a cut-out bank (no index.json)") from None
         out = []
@@ -290,7 +289,7 @@ def from_weizmann(root: str | Path, min_area: int = 1500) -> CutoutBank:
 
 def from_coco_polygons(instances_json: str | Path, images_dir: str | Path, categories: Iterable[str],
                        min_area: int = 1500) -> CutoutBank:
-    d = json.loads(Path(instances_json).read_text())
+    d = read_json(instances_json, "COCO instances file")
     wanted = {c["id"]: c["name"] for c in d["categories"] if c["name"] in set(categories)}
     by_image = {im["id"]: im for im in d["images"]}
     every = {c["id"]: c["name"] for c in d["categories"]}

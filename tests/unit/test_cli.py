@@ -30,7 +30,8 @@ def test_validate_exit_codes_and_json(tmp_path):
     assert r.stdout.strip() == "annotation 5: bbox has zero or negative size w=-5 h=5"
     r = runner.invoke(app, ["validate", str(bad), "--images-root", str(tmp_path / "img"), "--json"])
     assert r.exit_code == 1
-    assert json.loads(r.stdout) == [{"where": "annotation 5", "message": "bbox has zero or negative size w=-5 h=5"}]
+    assert json.loads(r.stdout) == [{"where": "annotation 5", "message": "bbox has zero or negative size w=-5 h=5",
+                                     "level": "error"}]
 
 
 def test_import_yolo_gives_a_valid_coco_folder(tmp_path):

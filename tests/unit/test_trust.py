@@ -191,7 +191,9 @@ def test_users_folders_are_theirs(tmp_path):
     assert run(app, ["validate", str(out / "annotations.json"), "--images-root", str(out / "images")]).exit_code == 0
     shutil.copy(out / "images" / "000001.jpg", out / "images" / "000099.jpg")
     r = run(app, ["validate", str(out / "annotations.json"), "--images-root", str(out / "images")])
-    assert r.exit_code == 1 and "000099.jpg: image file that no record names" in r.output
+    assert r.exit_code == 0 and "warning: " in r.output and "000099.jpg: image file that no record names" in r.output
+    r = run(app, ["validate", str(out / "annotations.json"), "--images-root", str(out / "images"), "--strict"])
+    assert r.exit_code == 1
 
 
 def test_overwrite_never_replaces_a_users_files(tmp_path):
