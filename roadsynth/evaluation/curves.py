@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from roadsynth.evaluation.stats import combined_verdict, paired_bootstrap_diff
+from roadsynth.evaluation.stats import combined_verdict, nan_mean, paired_bootstrap_diff
 
 METRICS = {"AP50": "mAP50", "AP50_95": "mAP50_95"}  # per-class metric in the report -> PerImageEval.ap() key
 
@@ -109,7 +109,7 @@ def trends(evals: dict[str, list], arms: Sequence[str], targets: Sequence[tuple[
                 def fit(sample: np.ndarray) -> float:
                     w = None if sample.size == n_img and np.array_equal(sample, np.arange(n_img)) else \
                         np.bincount(sample, minlength=n_img).astype(float)
-                    return slope(doses, [np.nanmean([e.ap(w, [cid])[key] for e in rs]) for rs in runs])
+                    return slope(doses, [nan_mean([e.ap(w, [cid])[key] for e in rs]) for rs in runs])
 
                 b, lo, hi = paired_bootstrap_diff(fit, np.arange(n_img), n_boot=max(n_boot, 1), seed=seed)
                 xs = [d for d, rs in zip(doses, runs) for _ in rs]

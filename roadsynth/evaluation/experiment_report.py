@@ -127,6 +127,8 @@ def starter_summary(inputs: ReportInputs) -> str:
 
 def slice_metrics(test: Dataset, evals: dict[str, list], attributes: list[str]) -> list[dict]:
     """mAP per value of each image attribute (e.g. `condition`), seed-averaged, from the per-image evaluations."""
+    from roadsynth.evaluation.stats import nan_mean
+
     out = []
     for attr in attributes:
         values = sorted({str(im.attributes[attr]) for im in test.images if attr in im.attributes})
@@ -134,7 +136,7 @@ def slice_metrics(test: Dataset, evals: dict[str, list], attributes: list[str]) 
             w = np.array([1.0 if str(im.attributes.get(attr)) == v else 0.0 for im in test.images])
             row = {"attribute": attr, "value": v, "images": int(w.sum())}
             for arm, ev in evals.items():
-                row[arm] = float(np.nanmean([e.ap(w)["mAP50_95"] for e in ev]))
+                row[arm] = nan_mean([e.ap(w)["mAP50_95"] for e in ev])
             out.append(row)
     return out
 

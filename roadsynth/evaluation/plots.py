@@ -86,8 +86,11 @@ def bootstrap_ci(comparisons: list[dict[str, Any]]) -> bytes:
 def dose_curves(curves: list[dict[str, Any]], trends: list[dict[str, Any]] = (), mark: int | None = None) -> bytes:
     """AP against dose (log2 axis; dose 0, the real arm, drawn one step left of the smallest dose), one line
     per method with its 95 % seed band, one panel per target class and metric; `mark`: a dose to point at."""
-    panels = list(dict.fromkeys((r["class"], r["metric"]) for r in curves))
-    fig, axes = _subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    classes = list(dict.fromkeys(r["class"] for r in curves))
+    metrics = list(dict.fromkeys(r["metric"] for r in curves))
+    panels = [(c, m) for c in classes for m in metrics]  # a row per class, a column per metric
+    fig, axes = _subplots(len(classes), len(metrics), figsize=(4.2 * len(metrics), 3.0 * len(classes)),
+                          squeeze=False)
     positive = sorted({r["dose"] for r in curves if r["dose"] > 0})
     def at(d: int) -> float:
         return float(np.log2(d)) if d > 0 else float(np.log2(positive[0])) - 1

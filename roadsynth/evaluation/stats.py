@@ -64,13 +64,21 @@ def paired_bootstrap(arm_a: Sequence[_WeightedAP], arm_b: Sequence[_WeightedAP],
     def diff(sample: np.ndarray) -> float:
         weights = None if sample.size == n_img and np.array_equal(sample, np.arange(n_img)) else \
             np.bincount(sample, minlength=n_img).astype(float)
-        a = np.nanmean([e.ap(weights, category_ids)[metric] for e in arm_a])
-        b = np.nanmean([e.ap(weights, category_ids)[metric] for e in arm_b])
+        a = nan_mean([e.ap(weights, category_ids)[metric] for e in arm_a])
+        b = nan_mean([e.ap(weights, category_ids)[metric] for e in arm_b])
         return float(b - a)
 
     point, lo, hi = paired_bootstrap_diff(diff, np.arange(n_img), n_boot=n_boot, seed=seed, alpha=alpha)
     return {"difference": point, "ci_low": lo, "ci_high": hi, "n_boot": n_boot, "alpha": alpha,
             "verdict": verdict(lo, hi)}
+
+
+def nan_mean(values: Sequence[float]) -> float:
+    """Mean of the finite values; NaN when there are none. A resample without any object of a rare class has
+    an undefined AP in every run: expected (the bootstrap drops it), so numpy's warning is not printed."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
 
 
 def seed_bootstrap_diff(a_values: Sequence[float], b_values: Sequence[float], alpha: float = 0.05,

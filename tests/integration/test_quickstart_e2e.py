@@ -12,13 +12,14 @@ from roadsynth.config import load_config
 from tests.conftest import ROOT
 
 
-def reduced_quickstart(tmp_path: Path, name: str = "quickstart_small.yaml", **generate) -> Path:
-    """The bundled quickstart (resolved paths) at test size, with the placement ablation arm and two seeds."""
+def reduced_quickstart(tmp_path: Path, name: str = "quickstart_small.yaml", doses=(), **generate) -> Path:
+    """The bundled quickstart (resolved paths) at test size, with the placement ablation arm and two seeds
+    (one dose, every generated image, unless `doses` are given)."""
     cfg = load_config(ROOT / "configs" / "quickstart.yaml").model_dump(mode="json")
     cfg["generate"].update(n_images=6, chunk_size=4, **generate)
     e = cfg["experiment"]
     e.update(seeds=[0, 1], arms=["real", "real+generated", "real+random"], bootstrap=50,
-             reuse_dir=str(tmp_path / "trained"))
+             reuse_dir=str(tmp_path / "trained"), doses=list(doses))
     e["detector"].update(imgsz=64, epochs=1, batch=8)
     path = tmp_path / name
     path.write_text(yaml.safe_dump(cfg))
@@ -93,3 +94,33 @@ def test_quickstart_end_to_end_offline(tmp_path, network_audit, prefect_harness)
     assert not any(rows[(a, s)]["reused"] for a in ("real+generated", "real+random") for s in (0, 1))
     first = {(r["arm"], r["seed"]): r for r in metrics["runs"]}
     assert rows[("real", 0)]["mAP50"] == first[("real", 0)]["mAP50"]  # the same weights, the same test set
+
+
+@pytest.mark.slow
+def test_quickstart_with_doses_reports_the_curve_and_its_trend(tmp_path, prefect_harness):
+    """The bundled quickstart's shape (nested doses, one generation) at test size, through the flows."""
+    from typer.testing import CliRunner
+
+    from roadsynth.cli import app
+
+    cfg = yaml.safe_load(reduced_quickstart(tmp_path, doses=[0, 3, 6]).read_text())
+    cfg["experiment"]["arms"] = ["real", "real+generated"]
+    path = tmp_path / "doses.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["experiment", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert sorted(metrics["arms"]) == ["real", "real+generated@3", "real+generated@6"]
+    gen = json.loads((out / "generated" / "annotations.json").read_text())
+    arm3 = json.loads((out / "arms" / "real_plus_generated_dose3" / "annotations.json").read_text())
+    assert len(gen["images"]) == 6 and arm3["info"]["dose"] == 3  # one generation, a prefix per dose
+    assert {im["original_id"] for im in arm3["images"] if im.get("part") == "generated"} == {1, 2, 3}
+    ambulance = [r for r in metrics["curves"] if r["class"] == "Ambulance" and r["metric"] == "AP50"]
+    assert [r["dose"] for r in ambulance] == [0, 3, 6] and all(r["n_seeds"] == 2 for r in ambulance)
+    trend = metrics["trend_headline"]
+    assert (trend["class"], trend["method"], trend["doses"], trend["trainings"]) == ("Ambulance", "real+generated",
+                                                                                     [3, 6], 4)
+    report = (out / "report.md").read_text()
+    assert report.split("## ")[1].startswith("Verdict: Ambulance AP50 against the amount of generated data")
+    assert (out / "plots" / "dose_curve.png").exists() and "budget" not in metrics or not metrics["budget"]
