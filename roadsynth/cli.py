@@ -170,8 +170,11 @@ def generate(
     """Generate a COCO dataset with inserted objects (resumable: finished chunks are kept)."""
     from roadsynth.runs import run_generation
 
-    images, annotations = run_generation(config, _load(config), out, engine.value, "generating chunks", overwrite,
-                                         console)
+    cfg = _load(config)
+    for src in cfg.generate.scenes:  # before the run, so the user can stop it (also in manifest.json)
+        if src.ego_warning:
+            console.print(f"[yellow]warning:[/yellow] {src.ego_warning}", highlight=False)
+    images, annotations = run_generation(config, cfg, out, engine.value, "generating chunks", overwrite, console)
     console.print(f"[green]{images} images, {annotations} annotations -> {out}[/green]")
     _print_failures(out)
 
@@ -351,6 +354,44 @@ def report_summary(markdown: str) -> str:
         if keep and not line.startswith("![") and not (not line.strip() and out and not out[-1].strip()):
             out.append(line)  # figures are for report.html; one blank line where one stood
     return "\n".join(out).strip()
+
+
+@command("cutouts")
+def cutouts(
+    src: Path = typer.Argument(..., help="a labelled dataset: YOLO / KITTI / ... root, COCO or BDD100K labels JSON, an "
+                                         "MSRC or Weizmann folder"),
+    fmt: str = typer.Option(..., "--format", help="yolo coco kitti nuscenes nuimages bdd100k cityscapes msrc weizmann"),
+    out: Path = typer.Option(..., "--out", help="the bank folder: one PNG per cut-out, index.json, manifest.json"),
+    images_root: Optional[Path] = typer.Option(None, "--images-root", help="coco and bdd100k: the images folder"),
+    class_map: list[str] = typer.Option([], "--class-map", help="SOURCE=NAME: take this class, named NAME in the "
+                                                                "bank (repeatable; default every class)"),
+    min_quality: Optional[float] = typer.Option(None, "--min-quality", help="refuse cut-outs whose mask quality "
+                                                "score is below this (kept in the folder, marked kept: false)"),
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Build a reusable, scored cut-out bank from a labelled dataset (use it as `cutouts: [{kind: bank, path: OUT}]`)."""
+    from roadsynth.datasets.outdir import claim
+    from roadsynth.generators.bank import build_from_dataset, save_bank
+
+    formats = ("yolo", "coco", "kitti", "nuscenes", "nuimages", "bdd100k", "cityscapes", "msrc", "weizmann")
+    if fmt not in formats:
+        _fail(f"`--format` must be one of {', '.join(formats)}, but got {fmt!r}")
+    if min_quality is not None and not 0 <= min_quality <= 1:
+        _fail(f"`--min-quality` must be in [0, 1], but got {min_quality}")
+    bad = [m for m in class_map if "=" not in m or not m.split("=", 1)[0].strip()]
+    if bad:
+        _fail(f"`--class-map` must look like SOURCE=NAME, but got {bad[0]!r}")
+    claim(out, "cutouts", overwrite=overwrite)
+    bank = build_from_dataset(fmt, src, images_root=images_root,
+                              class_map=dict(m.split("=", 1) for m in class_map) or None)
+    if not bank.cutouts:
+        _fail(f"{src}: no usable cut-out (objects too small, cut off by the border, or no such class)")
+    m = save_bank(bank, out, min_quality)
+    console.print(f"{m['kept']} cut-outs kept, {m['refused']} refused (mask quality < {min_quality}) -> {out}"
+                  if min_quality is not None else f"{m['kept']} cut-outs -> {out}")
+    console.print(f"per class: {m['kept_per_class']}; mask methods: {m['mask_methods']}; quality quartiles: "
+                  f"{m['quality_quartiles']}")
+    _print_skipped("source files that could not be used", bank.problems)
 
 
 @command("train-starter")

@@ -119,6 +119,9 @@ class SceneSource(ReaderOptions):
     camera: CameraConfig = CameraConfig(horizon_frac=0.45)
     filter: SceneFilter = SceneFilter()
     ego: EgoConfig | None = Field(None, description="the ego vehicle in view (dashcam bonnet, dashboard)")
+    ego_in_view: bool | None = Field(
+        None, description="false: no part of the ego vehicle is in these frames (silences the warning that a "
+                          "folder / COCO / YOLO source without `ego` gets); true requires `ego`")
     pseudo_labels: PseudoLabelConfig | None = Field(None, description="a detector for frames without labels")
     labels_complete: bool | None = Field(
         None, description="are the source's existing objects all labelled? Default: yes for coco/yolo, and for "
@@ -127,6 +130,23 @@ class SceneSource(ReaderOptions):
         "skip", description="when a frame's drivable region cannot be found or is implausible: skip the frame "
                             "(listed in the manifest with the reason), fail the run, or use the image below the "
                             "horizon minus the ego vehicle (recorded as such on every placement)")
+
+    @model_validator(mode="after")
+    def _check_ego(self) -> "SceneSource":
+        if self.ego_in_view and self.ego is None:
+            raise ValueError(f"scene source `{self.name}`: `ego_in_view: true` needs an `ego` mask (polygon, "
+                             "bottom_frac or masks)")
+        return self
+
+    @property
+    def ego_warning(self) -> str | None:
+        """One line for a source whose frames may show the ego vehicle with nothing to say where: plain
+        folders and box datasets give no drivable-area labels, so the ground estimate can run onto a bonnet."""
+        if self.ego is not None or self.ego_in_view is False or self.format not in ("folder", "coco", "yolo"):
+            return None
+        return (f"scene source `{self.name}` ({self.format}) has no `ego` mask: if a bonnet or dashboard is in view, "
+                "objects can be placed on it. Give `ego: {polygon: [[x, y], ...]}` (pixels), `{bottom_frac: 0.2}` or "
+                "`{masks: FOLDER}`, or `ego_in_view: false` if no part of the car is in these frames")
 
     @property
     def labels_known(self) -> bool:

@@ -56,6 +56,7 @@ def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: Sources, chunks
                                           if "condition" in im.attributes).items())),
         "pseudo_labels": sum(a.provenance is not None and a.provenance.method == PSEUDO_LABEL for a in anns),
         "images_without_complete_labels": sum(im.attributes.get("labels_complete") is False for im in images),
+        "ego_warnings": [w for src in g.scenes if (w := src.ego_warning)],
         "ego_sources": dict(sorted(Counter(str(im.attributes.get("ego", {}).get("source", "none"))
                                            for im in images).items())),
         "region_sources": dict(sorted(Counter(str(im.attributes.get("region_source")) for im in images).items())),

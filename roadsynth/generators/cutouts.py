@@ -132,11 +132,13 @@ class CutoutBank:
                 kept.append(c)
         return CutoutBank(kept, self.problems, refused)
 
-    def save(self, folder: str | Path) -> None:
-        """One RGBA PNG per cut-out + `index.json` (written last, so a folder with an index is complete)."""
+    def save(self, folder: str | Path, refused: Iterable[Cutout] = ()) -> None:
+        """One RGBA PNG per cut-out + `index.json` (written last, so a folder with an index is complete).
+        `refused` cut-outs (a quality gate's) are saved too, marked `kept: false`, so they can be reviewed;
+        `load` leaves them out."""
         folder = Path(folder)
         index = []
-        for i, c in enumerate(self.cutouts):
+        for i, (c, kept) in enumerate([(c, True) for c in self.cutouts] + [(c, False) for c in refused]):
             name = f"{i:05d}.png"
             rgba = np.dstack([c.rgb, np.round(c.alpha * 255).astype(np.uint8)])
             ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
@@ -146,18 +148,22 @@ class CutoutBank:
                           "source_size": list(c.source_size) if c.source_size else None,
                           "source_box": list(c.source_box) if c.source_box else None,
                           "source_labels": [[k, list(b)] for k, b in c.source_labels] if c.source_labels else None,
-                          "quality": c.quality})
+                          "quality": c.quality, "kept": kept})
         atomic_write_json(folder / "index.json", index, indent=1)
 
     @classmethod
-    def load(cls, folder: str | Path) -> "CutoutBank":
+    def load(cls, folder: str | Path, include_refused: bool = False) -> "CutoutBank":
         folder = Path(folder)
         try:
             index = read_json(folder / "index.json", "cut-out bank index")
         except FileNotFoundError:
             raise FileNotFoundError(f"{folder}: not a cut-out bank (no index.json)") from None
+        if not isinstance(index, list):
+            raise ValueError(f"{folder / 'index.json'}: expected a list of cut-outs, but got {type(index).__name__}")
         out = []
         for e in index:
+            if e.get("kept") is False and not include_refused:
+                continue
             with Image.open(inside(folder, e["file"], f"{folder / 'index.json'} entry {e.get('id')!r}")) as im:
                 rgba = np.asarray(im.convert("RGBA"))
             size, box, labels = e.get("source_size"), e.get("source_box"), e.get("source_labels")

@@ -161,3 +161,27 @@ def test_review_shows_original_frames_only_from_the_users_scene_folders(tmp_path
     (tmp_path / "gen" / "annotations.json").write_text(json.dumps(d))
     (tmp_path / "gen" / "config.yaml").write_text(f"generate: {{scenes: [{{path: {tmp_path}}}]}}\n")
     assert Review(tmp_path / "gen", roots).original(0) is None
+
+
+def test_a_folder_source_without_an_ego_mask_warns_once_and_the_manifest_records_it(tmp_path):
+    frames = DATA / "udacity_lanelines" / "images"
+    cfg = tmp_path / "c.yaml"
+    body = f"""
+name: t
+generate:
+  n_images: 1
+  chunk_size: 1
+  scenes: [{{name: highway, format: folder, path: {frames}, camera: {{horizon_frac: 0.6, height_m: 1.4}}{{extra}}}}]
+  cutouts: [{{kind: msrc, path: {DATA}/cutouts/msrc_v2_animals, categories: [sheep]}}]
+  insert: {{categories: {{sheep: 1.0}}, objects_per_image: [1, 1]}}
+"""
+    cfg.write_text(body.replace("{extra}", ""))
+    r = runner.invoke(app, ["generate", str(cfg), "--out", str(tmp_path / "a"), "--engine", "local"])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("warning: scene source `highway` (folder) has no `ego` mask") == 1
+    assert "ego_in_view: false" in r.output
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert len(manifest["ego_warnings"]) == 1 and "highway" in manifest["ego_warnings"][0]
+    cfg.write_text(body.replace("{extra}", ", ego_in_view: false"))
+    r = runner.invoke(app, ["generate", str(cfg), "--out", str(tmp_path / "b"), "--engine", "local"])
+    assert r.exit_code == 0 and "no `ego` mask" not in r.output, r.output
