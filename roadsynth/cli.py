@@ -170,12 +170,11 @@ def generate(
     """Generate a COCO dataset with inserted objects (resumable: finished chunks are kept)."""
     from roadsynth.runs import run_generation
 
-    cfg = _load(config)
-    for src in cfg.generate.scenes:  # before the run, so the user can stop it (also in manifest.json)
-        if src.ego_warning:
-            console.print(f"[yellow]warning:[/yellow] {src.ego_warning}", highlight=False)
-    images, annotations = run_generation(config, cfg, out, engine.value, "generating chunks", overwrite, console)
+    images, annotations = run_generation(config, _load(config), out, engine.value, "generating chunks", overwrite,
+                                         console)
     console.print(f"[green]{images} images, {annotations} annotations -> {out}[/green]")
+    for line in json.loads((out / "manifest.json").read_text()).get("ego_warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
     _print_failures(out)
 
 

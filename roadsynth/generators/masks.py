@@ -61,13 +61,18 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def measure_mask_quality(samples: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+def measure_mask_quality(samples: list[tuple[np.ndarray, np.ndarray]], gate: float | None = None) -> dict[str, float]:
     """GrabCut vs true masks on (rgb, true full-frame mask) samples, with the trivial baselines.
 
     Returns mean/median IoU for `grabcut` (as used, with its ellipse fallback), `box` (the full box)
-    and `ellipse`, all measured inside the true mask's tight box.
+    and `ellipse`, all measured inside the true mask's tight box, and the share of GrabCut masks below IoU
+    0.6. With `gate`, also what a `cutout_min_quality` of that value does: the share refused and the kept
+    masks' mean IoU and share below 0.6 (the score sees only the photo, never the true mask).
     """
+    from roadsynth.generators.mask_score import cutout_quality
+
     scores: dict[str, list[float]] = {"grabcut": [], "box": [], "ellipse": []}
+    quality: list[float] = []
     fallbacks = 0
     for rgb, true in samples:
         ys, xs = np.nonzero(true)
@@ -78,8 +83,19 @@ def measure_mask_quality(samples: list[tuple[np.ndarray, np.ndarray]]) -> dict[s
         scores["grabcut"].append(mask_iou(g, t))
         scores["box"].append(mask_iou(np.ones_like(t), t))
         scores["ellipse"].append(mask_iou(ellipse_mask(*t.shape), t))
+        if gate is not None:
+            full = np.zeros(true.shape, bool)
+            full[int(box.y) : int(box.y) + g.shape[0], int(box.x) : int(box.x) + g.shape[1]] = g
+            quality.append(cutout_quality(rgb, full, box.xywh())["score"])
     out: dict[str, float] = {"n": len(samples), "grabcut_fallbacks": fallbacks}
     for k, v in scores.items():
         out[f"{k}_mean_iou"] = float(np.mean(v)) if v else float("nan")
         out[f"{k}_median_iou"] = float(np.median(v)) if v else float("nan")
+    iou = np.asarray(scores["grabcut"])
+    out["grabcut_below_0.6"] = float(np.mean(iou < 0.6)) if iou.size else float("nan")
+    if gate is not None and iou.size:
+        kept = np.asarray(quality) >= gate
+        out.update({"gate": gate, "gated_refused": float(1 - kept.mean()),
+                    "gated_kept_mean_iou": float(iou[kept].mean()) if kept.any() else float("nan"),
+                    "gated_kept_below_0.6": float(np.mean(iou[kept] < 0.6)) if kept.any() else float("nan")})
     return out
