@@ -70,6 +70,7 @@ def main() -> None:
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"{name}: roadsynth experiment failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        (work / f"{name}.console.txt").write_text(proc.stdout + proc.stderr)  # what a user would have seen
         t = json.loads((out / "timings.json").read_text())
         seen[name] = scores(out)
         result["settings"][name] = {"trainings_s": t["trainings_s"], "command_s": round(wall, 1),
