@@ -76,3 +76,27 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+class InProcessResult:
+    def __init__(self, exit_code: int, exception: BaseException | None):
+        self.exit_code, self.exception, self.output = exit_code, exception, ""
+
+
+def invoke_in_process(args) -> InProcessResult:
+    """roadsynth's CLI in this process, on the real (pytest-captured) streams. CliRunner swaps sys.stdout for
+    a BytesIO; in full-suite order a long `experiment` run there ended with that BytesIO closed under it
+    ("I/O operation on closed file", cause not found: see the session notes), so experiment runs use this."""
+    import click
+
+    from roadsynth.cli import app
+
+    try:
+        app([str(a) for a in args], standalone_mode=False, prog_name="roadsynth")
+    except click.exceptions.Exit as e:
+        return InProcessResult(e.exit_code, e if e.exit_code else None)
+    except SystemExit as e:
+        return InProcessResult(int(e.code or 0), e)
+    except Exception as e:  # noqa: BLE001
+        return InProcessResult(1, e)
+    return InProcessResult(0, None)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from roadsynth.config import load_config
-from tests.conftest import ROOT
+from tests.conftest import ROOT, invoke_in_process
 
 
 def reduced_quickstart(tmp_path: Path, name: str = "quickstart_small.yaml", doses=(), **generate) -> Path:
@@ -33,7 +33,7 @@ def test_quickstart_end_to_end_offline(tmp_path, network_audit, prefect_harness)
     from roadsynth.cli import app
 
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["experiment", str(reduced_quickstart(tmp_path)), "--out", str(out)])
+    result = invoke_in_process(["experiment", reduced_quickstart(tmp_path), "--out", out])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert network_audit.events == [], network_audit.events
 
@@ -87,7 +87,7 @@ def test_quickstart_end_to_end_offline(tmp_path, network_audit, prefect_harness)
     # Changing only the generation config retrains only the arms with generated data.
     out2 = tmp_path / "run2"
     config2 = reduced_quickstart(tmp_path, "quickstart_small_seed7.yaml", seed=7)
-    result = CliRunner().invoke(app, ["experiment", str(config2), "--out", str(out2)])
+    result = invoke_in_process(["experiment", config2, "--out", out2])
     assert result.exit_code == 0, result.output + repr(result.exception)
     rows = {(r["arm"], r["seed"]): r for r in json.loads((out2 / "metrics.json").read_text())["runs"]}
     assert all(rows[("real", s)]["reused"] for s in (0, 1))
@@ -99,16 +99,12 @@ def test_quickstart_end_to_end_offline(tmp_path, network_audit, prefect_harness)
 @pytest.mark.slow
 def test_quickstart_with_doses_reports_the_curve_and_its_trend(tmp_path, prefect_harness):
     """The bundled quickstart's shape (nested doses, one generation) at test size, through the flows."""
-    from typer.testing import CliRunner
-
-    from roadsynth.cli import app
-
     cfg = yaml.safe_load(reduced_quickstart(tmp_path, doses=[0, 3, 6]).read_text())
     cfg["experiment"]["arms"] = ["real", "real+generated"]
     path = tmp_path / "doses.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["experiment", str(path), "--out", str(out)])
+    result = invoke_in_process(["experiment", path, "--out", out])
     assert result.exit_code == 0, result.output + repr(result.exception)
     metrics = json.loads((out / "metrics.json").read_text())
     assert sorted(metrics["arms"]) == ["real", "real+generated@3", "real+generated@6"]
