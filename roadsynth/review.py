@@ -18,7 +18,7 @@ import numpy as np
 
 from roadsynth.config import Config, save_config
 from roadsynth.datasets.coco import dataset_to_coco_dict, read_coco
-from roadsynth.datasets.io import atomic_write_json, inside, load_image
+from roadsynth.datasets.io import atomic_write_json, inside, load_image, read_json
 from roadsynth.datasets.records import Annotation, Dataset
 from roadsynth.evaluation.draw import BoxMode, draw_boxes, draw_detections
 
@@ -46,7 +46,7 @@ class Review:
         curated = self.folder / "curated.json"
         ids = {a.id for a in self.dataset.annotations if a.generated}
         if curated.exists():  # earlier decisions survive a restart of the UI
-            self.rejected = set(json.loads(curated.read_text()).get("info", {}).get("rejected_annotation_ids", [])) & ids
+            self.rejected = set(read_json(curated, "curated annotations").get("info", {}).get("rejected_annotation_ids", [])) & ids
         else:
             self.rejected &= ids
 

@@ -195,3 +195,5 @@ def experiment_progress(out: Path, cfg, console: Console, interval: float = 1.0)
     finally:
         if live is not None:
             live.stop()
+        else:  # the last trainings can finish between two ticks: the log always ends on the final count
+            safe_tick()

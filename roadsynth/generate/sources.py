@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 
 from roadsynth.config import GenerateConfig, SceneSource
 from roadsynth.datasets.coco import dataset_from_coco_dict
-from roadsynth.datasets.io import MAX_PIXELS
+from roadsynth.datasets.io import InputFileError, MAX_PIXELS, read_json
 from roadsynth.datasets.label_maps import read_label_map_frames
 from roadsynth.datasets.records import Category, Dataset
 from roadsynth.datasets.validate import validate_coco
@@ -66,8 +65,10 @@ def read_coco_lenient(path: Path) -> Dataset:
     files are checked later, per frame, when they are loaded). Only a file with nothing usable (not JSON,
     no `images`/`categories` list, no valid category) is an error for the whole file."""
     try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raw = read_json(path, "COCO scene source")
+    except InputFileError:
+        raise  # it names the file and the problem already
+    except OSError as e:
         raise ValueError(f"{path}: not a readable COCO file ({type(e).__name__}: {e})") from None
     problems = validate_coco(raw, None, check_images=False, source=str(path))
     fatal = [p for p in problems if not p.where.startswith(("image ", "annotation ", "category "))]

@@ -13,7 +13,6 @@ Flat ground, zero roll. Two models share one small interface (`horizon_row`, `pi
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +163,13 @@ def from_nuscenes(entry: dict) -> GroundCamera:
 
 def from_intrinsics_json(path: str | Path, height_m: float, pitch_deg: float = 0.0) -> GroundCamera:
     """The Udacity-style `camera_intrinsics_derived.json` (K only): mounting height and pitch must be given."""
-    d = json.loads(Path(path).read_text())
-    k = np.asarray(d["K"], float)
+    from roadsynth.datasets.io import read_json
+
+    d = read_json(path, "camera intrinsics file")
+    try:
+        k = np.asarray(d["K"], float)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: no 3x3 `K` matrix in the camera intrinsics file ({type(e).__name__}: {e})") from None
+    if k.shape != (3, 3):
+        raise ValueError(f"{path}: `K` must be a 3x3 matrix, but got shape {k.shape}")
     return GroundCamera(k[0, 0], k[1, 1], k[0, 2], k[1, 2], height_m, math.radians(pitch_deg), source="intrinsics+config")

@@ -54,6 +54,24 @@ def test_progress_snapshot_reads_plan_progress_and_finished_runs(tmp_path):
     assert s["running"][1]["eta_s"] is None and abs(s["eta_s"] - (100 * 0.5 + 30 + 100 * 0.5) / 2) < 1e-6
 
 
+def test_a_log_console_ends_on_the_final_count_when_the_last_trainings_finish_between_ticks(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from roadsynth.runs import experiment_progress
+
+    cfg = quickstart(tmp_path)
+    out = tmp_path / "exp"
+    plan = [{"arm": "real", "seed": s, "epochs": 1, "steps": 10} for s in (0, 1)]
+    atomic_write_json(out / "runs" / "plan.json", {"trainings": plan, "parallel": 2, "threads_per_training": 1})
+    stream = io.StringIO()
+    with experiment_progress(out, cfg, Console(file=stream, force_terminal=False), interval=3600):
+        for s in (0, 1):  # both finish long before the first tick
+            atomic_write_json(out / "runs" / f"real_seed{s}" / "metrics.json", {"train_seconds": 1.0})
+    assert stream.getvalue().splitlines()[-1].startswith("trainings 2/2 done, 0 running")
+
+
 def test_console_summary_is_the_verdict_and_the_arms_table():
     md = "# title\n\n## Verdict: A\n\nline\n\n- **context**: x\n\n## Arms (COCO)\n\n| a |\n\n## Per class\n\nlots\n"
     summary = report_summary(md)

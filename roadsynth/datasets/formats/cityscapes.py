@@ -4,12 +4,11 @@ camera block. The ego vehicle (label id 1) is in the label maps too."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from roadsynth.datasets.formats import Categories, camera_block
-from roadsynth.datasets.io import ImageLoadError, image_size
+from roadsynth.datasets.io import ImageLoadError, image_size, read_json
 from roadsynth.datasets.records import Annotation, Box, Dataset, DatasetSplit, ImageRecord
 
 THINGS = ("person", "rider", "car", "truck", "bus", "caravan", "trailer", "train", "motorcycle", "bicycle")
@@ -44,19 +43,19 @@ def read_cityscapes(root: str | Path, *, split: str = "train", class_map: dict[s
         if gt.is_file():
             attrs.update(label_map=str(gt.resolve()), road_values=[ROAD_ID], ego_values=[EGO_ID])
         cam = root / "camera" / split / rel.parent / f"{stem}_camera.json"
-        if cam.is_file():
+        if cam.exists():  # a FIFO or folder by that name is reported, not skipped
             try:
-                c = json.loads(cam.read_text())
+                c = read_json(cam, "Cityscapes camera file")
                 i, e = c["intrinsic"], c["extrinsic"]
                 attrs["camera"] = camera_block(i["fx"], i["fy"], i["u0"], i["v0"], e["z"], math.degrees(e["pitch"]),
                                                "cityscapes-camera")
-            except (ValueError, KeyError, TypeError) as err:
+            except (OSError, ValueError, KeyError, TypeError) as err:
                 problems.append(f"{cam}: unreadable camera file ({type(err).__name__}: {err})")
         polys = root / "gtFine" / split / rel.parent / f"{stem}_gtFine_polygons.json"
-        if polys.is_file():
+        if polys.exists():  # a FIFO or folder by that name is reported, not skipped
             try:
-                objects = json.loads(polys.read_text()).get("objects", [])
-            except (ValueError, AttributeError) as err:
+                objects = read_json(polys, "Cityscapes polygons file").get("objects", [])
+            except (OSError, ValueError, AttributeError) as err:
                 problems.append(f"{polys}: unreadable polygons ({err})")
                 objects = []
             for j, o in enumerate(objects):
