@@ -46,7 +46,8 @@ class Review:
         curated = self.folder / "curated.json"
         ids = {a.id for a in self.dataset.annotations if a.generated}
         if curated.exists():  # earlier decisions survive a restart of the UI
-            self.rejected = set(read_json(curated, "curated annotations").get("info", {}).get("rejected_annotation_ids", [])) & ids
+            info = read_json(curated, "curated annotations").get("info", {})
+            self.rejected = set(info.get("rejected_annotation_ids", [])) & ids
         else:
             self.rejected &= ids
 

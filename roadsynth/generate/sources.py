@@ -9,7 +9,7 @@ import numpy as np
 
 from roadsynth.config import GenerateConfig, SceneSource
 from roadsynth.datasets.coco import dataset_from_coco_dict
-from roadsynth.datasets.io import InputFileError, MAX_PIXELS, read_json
+from roadsynth.datasets.io import MAX_PIXELS, read_json
 from roadsynth.datasets.label_maps import read_label_map_frames
 from roadsynth.datasets.records import Category, Dataset
 from roadsynth.datasets.validate import validate_coco
@@ -66,8 +66,6 @@ def read_coco_lenient(path: Path) -> Dataset:
     no `images`/`categories` list, no valid category) is an error for the whole file."""
     try:
         raw = read_json(path, "COCO scene source")
-    except InputFileError:
-        raise  # it names the file and the problem already
     except OSError as e:
         raise ValueError(f"{path}: not a readable COCO file ({type(e).__name__}: {e})") from None
     problems = validate_coco(raw, None, check_images=False, source=str(path))

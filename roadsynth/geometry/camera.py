@@ -20,6 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
+from roadsynth.datasets.io import read_json
+
 
 class GroundModel(Protocol):
     source: str
@@ -163,13 +165,12 @@ def from_nuscenes(entry: dict) -> GroundCamera:
 
 def from_intrinsics_json(path: str | Path, height_m: float, pitch_deg: float = 0.0) -> GroundCamera:
     """The Udacity-style `camera_intrinsics_derived.json` (K only): mounting height and pitch must be given."""
-    from roadsynth.datasets.io import read_json
-
     d = read_json(path, "camera intrinsics file")
     try:
         k = np.asarray(d["K"], float)
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path}: no 3x3 `K` matrix in the camera intrinsics file ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{path}: no 3x3 `K` matrix in the camera intrinsics file "
+                         f"({type(e).__name__}: {e})") from None
     if k.shape != (3, 3):
         raise ValueError(f"{path}: `K` must be a 3x3 matrix, but got shape {k.shape}")
     return GroundCamera(k[0, 0], k[1, 1], k[0, 2], k[1, 2], height_m, math.radians(pitch_deg), source="intrinsics+config")
