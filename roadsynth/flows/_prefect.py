@@ -24,6 +24,11 @@ def apply_offline_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_UI_ENABLED", "false")
+    # The embedded server gets 20 s to answer /health by default, counted in sleeps only. A two-core machine
+    # that is also training (or starting Dask workers) has missed that and failed a whole experiment at start
+    # ("Timed out while attempting to connect to ephemeral Prefect API server"); waiting longer costs nothing
+    # when the server is quick.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def import_prefect() -> Any:

@@ -47,6 +47,8 @@ def run(cfg: Path, out: Path, engine: str, kill_after_chunks: int | None = None)
             break
         time.sleep(0.05)
     time.sleep(random.uniform(0, 0.1))  # land anywhere inside the next chunk (~0.1-0.2 s each)
+    # A run that died before the kill is a failure to show, not a ProcessLookupError from killpg.
+    assert proc.poll() is None, f"the run exited ({proc.returncode}) before the kill: " + proc.stderr.read().decode()[-2000:]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return len(list((out / "chunks").glob("*.json")))
