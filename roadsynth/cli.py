@@ -159,6 +159,12 @@ def import_(
     raise typer.Exit(1 if errors or not ds.images else 0)
 
 
+def _read_json(path: Path, what: str):
+    from roadsynth.datasets.io import read_json  # not at import: it loads numpy and Pillow
+
+    return read_json(path, what)
+
+
 @command()
 def generate(
     config: Path = typer.Argument(..., help="roadsynth YAML config"),
@@ -173,7 +179,7 @@ def generate(
     images, annotations = run_generation(config, _load(config), out, engine.value, "generating chunks", overwrite,
                                          console)
     console.print(f"[green]{images} images, {annotations} annotations -> {out}[/green]")
-    for line in json.loads((out / "manifest.json").read_text()).get("ego_warnings", []):
+    for line in _read_json(out / "manifest.json", "generation manifest").get("ego_warnings", []):
         console.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
     _print_failures(out)
 
@@ -201,7 +207,7 @@ def restyle(
     from roadsynth.runs import run_generation
 
     images, annotations = run_generation(resolved, cfg, out, engine.value, "restyling chunks", overwrite, console)
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = _read_json(out / "manifest.json", "generation manifest")
     console.print(f"[green]{images} images, {annotations} annotations -> {out}; conditions {manifest['conditions']}, "
                   f"{manifest['restyled_objects']} vehicles restyled ({manifest['restyle_refused']} refused)[/green]")
     _print_failures(out)
@@ -223,7 +229,7 @@ def export(
     copy: bool = typer.Option(False, "--copy", help="copy images (default: hard links, copies across filesystems)"),
     overwrite: bool = OVERWRITE,
 ) -> None:
-    """Standard COCO (FiftyOne, CVAT, pycocotools) or an Ultralytics-ready YOLO folder (see README)."""
+    """Standard COCO (FiftyOne, CVAT, pycocotools) or an Ultralytics-ready YOLO folder (see docs/formats.md)."""
     from roadsynth.datasets.coco import read_coco
     from roadsynth.datasets.export import export_coco, export_yolo, standard_coco
     from roadsynth.datasets.io import atomic_write_json
@@ -281,7 +287,7 @@ def ui(
 
 
 def _print_failures(out: Path) -> None:
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = _read_json(out / "manifest.json", "generation manifest")
     failures = manifest.get("failures", [])
     _print_skipped(f"bad inputs skipped (copies and reasons in {out / 'quarantine'})",
                    [f"{f['file']}: {f['error']}" for f in failures])
@@ -338,7 +344,7 @@ def experiment(
     console.print(f"experiment {cfg.name} -> {out} (Prefect flow on an embedded server; the first start takes 10-30 s)")
     with embedded_run_settings(), experiment_progress(out, cfg, console):
         augmentation_experiment(str(config.resolve()), str(out), overwrite, verbose)
-    timings = json.loads((out / "timings.json").read_text())
+    timings = _read_json(out / "timings.json", "timings")
     console.print(f"[green]report: {out / 'report.md'}[/green] (generation {timings['splits_and_generation_s']:.0f} s, "
                   f"trainings {timings['trainings_s']:.0f} s, report {timings['report_s']:.0f} s)")
     print(report_summary((out / "report.md").read_text()))
@@ -426,7 +432,7 @@ def deploy(
     name: Optional[str] = typer.Option(None, "--name", help="deployment name (default: the config's name)"),
     kind: FlowKind = typer.Option(FlowKind.generate, "--flow", help="what each scheduled run does"),
 ) -> None:
-    """Create a cron-scheduled Prefect deployment and serve it (needs a Prefect server, see README)."""
+    """Create a cron-scheduled Prefect deployment and serve it (needs a Prefect server, see docs/production.md)."""
     cfg = _load(config)
     from roadsynth.flows.deploy import require_server, serve_deployment, valid_cron
 

@@ -30,7 +30,7 @@ from roadsynth.arms import GENERATED, arm_dirname, build_sources, check_labels_c
 from roadsynth.arms import materialize_arms as _materialize
 from roadsynth.config import Config, CutoutSource, save_config
 from roadsynth.datasets.coco import read_coco, write_coco
-from roadsynth.datasets.io import atomic_write_json, inside
+from roadsynth.datasets.io import atomic_write_json, inside, read_json
 from roadsynth.datasets.records import Dataset, DatasetSplit
 from roadsynth.datasets.sources import read_dataset
 from roadsynth.datasets.split import count_per_category, filter_dataset, split_dataset
@@ -320,7 +320,7 @@ def _finished_here(run_dir: Path, key: str, weights: Path) -> dict | None:
     from roadsynth.detectors.reuse import file_sha256
 
     try:
-        done = json.loads((run_dir / "training.json").read_text())
+        done = read_json(run_dir / "training.json", "training record")
     except (OSError, ValueError):
         return None
     if done.get("training_key") != key or not weights.is_file() or file_sha256(weights) != done.get("weights_sha256"):
@@ -343,7 +343,7 @@ def to_test_categories(results: list[dict], train: Dataset, test: Dataset) -> li
 def finished_rows(cfg: Config, out_dir: Path) -> list[dict[str, Any]]:
     """The saved per-run metrics of an experiment folder, in config order (arms, then seeds)."""
     order = {arm: k for k, arm in enumerate(cfg.experiment.arm_names)}
-    rows = [json.loads(p.read_text()) for p in (Path(out_dir) / "runs").glob("*/metrics.json")]
+    rows = [read_json(p, "run metrics") for p in (Path(out_dir) / "runs").glob("*/metrics.json")]
     return sorted(rows, key=lambda r: (order.get(r["arm"], len(order)), r["seed"]))
 
 
@@ -364,9 +364,9 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
         gen_dir = out_dir / folder
         if (gen_dir / "annotations.json").exists():
             generated[folder] = DatasetSplit(read_coco(gen_dir / "annotations.json"), gen_dir / "images")
-            manifests[folder] = json.loads((gen_dir / "manifest.json").read_text())
-    predictions = {(r["arm"], r["seed"]): json.loads(
-        (out_dir / "runs" / arm_dirname(r["arm"], r["seed"]) / "predictions.json").read_text()) for r in rows}
+            manifests[folder] = read_json(gen_dir / "manifest.json", "generation manifest")
+    predictions = {(r["arm"], r["seed"]): read_json(
+        out_dir / "runs" / arm_dirname(r["arm"], r["seed"]) / "predictions.json", "predictions") for r in rows}
     d = e.detector
     context = {
         "real train images (after long-tail thinning)": f"{len(train.dataset.images)} ({count_per_category(train.dataset)})",
@@ -384,7 +384,7 @@ def finish_report(cfg: Config, out_dir: Path, rows: list[dict] | None = None) ->
         "seeds": e.seeds,
         "bootstrap": f"{e.bootstrap} paired resamples of the {len(test.dataset.images)} test images",
     }
-    sources = [json.loads((out_dir / "arms" / arm_dirname(a) / "annotations.json").read_text()).get("info", {})
+    sources = [read_json(out_dir / "arms" / arm_dirname(a) / "annotations.json", "arm annotations").get("info", {})
                for a in e.arm_names if a.startswith("real+sources")]
     if sources:
         context["real+sources (source photos / their boxes / pasted objects to match)"] = "; ".join(

@@ -9,7 +9,6 @@ FiftyOne and CVAT import as any COCO file. The Gradio adapter (`roadsynth.ui`) o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -190,7 +189,7 @@ def list_runs(experiment_dir: Path) -> list[dict[str, Any]]:
     root = Path(experiment_dir).resolve()
     rows = []
     for p in sorted(root.glob("runs/*/metrics.json")):
-        m = json.loads(p.read_text())
+        m = read_json(p, "run metrics")
         weights = (root / str(m.get("weights", ""))).resolve()
         if not weights.is_relative_to(root) or not weights.is_file():
             continue
@@ -217,7 +216,7 @@ class DoseCurve:
     def __init__(self, experiment_dir: Path):
         self.root = Path(experiment_dir).resolve()
         try:
-            m = json.loads((self.root / "metrics.json").read_text())
+            m = read_json(self.root / "metrics.json", "experiment metrics")
         except (OSError, ValueError):
             m = {}
         self.curves = [r for r in m.get("curves") or [] if r.get("metric") == "AP50"]

@@ -3,7 +3,6 @@ progress display (trainings done, each running one's epoch and ETA, the whole ru
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -80,8 +79,10 @@ def run_generation(config_path: Path, cfg, out: Path, engine: str, what: str, ov
 
 
 def _read(path: Path) -> dict | None:
+    from roadsynth.datasets.io import read_json  # not at import: it loads numpy and Pillow
+
     try:
-        return json.loads(path.read_text())
+        return read_json(path, "progress file")
     except (OSError, ValueError):
         return None
 

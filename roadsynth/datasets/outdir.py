@@ -342,7 +342,7 @@ def _read_record(file: int | Path) -> dict:
             data = f.read(1 << 16)
     try:
         record = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # 64 KiB of '[' nests past Python's limit
         return {}
     return record if isinstance(record, dict) else {}
 

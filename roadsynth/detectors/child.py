@@ -19,7 +19,6 @@ atomically at most once a second, which the console's progress display reads.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -30,7 +29,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
-from roadsynth.datasets.io import atomic_write_json
+from roadsynth.datasets.io import atomic_write_json, read_json
 
 PROGRESS = "progress.json"
 LOG = "train.log"
@@ -80,7 +79,7 @@ def run_training(job: dict, run_dir: Path, *, verbose: bool = False,
         reason = next((line for line in reversed(tail) if re.match(r"^[\w.]+(Error|Exception)\b", line)),
                       f"exit code {code}")
         raise RuntimeError(f"training {label} failed: {reason} (log: {run_dir / LOG})\n" + "\n".join(tail))
-    return Path(json.loads(result_path.read_text())["weights"])
+    return Path(read_json(result_path, "training result")["weights"])
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -129,7 +128,7 @@ def main(job_path: str) -> None:
     from roadsynth.detectors import make_detector
     from roadsynth.experiment import load_split
 
-    job = json.loads(Path(job_path).read_text())
+    job = read_json(job_path, "training job")
     run_dir = Path(job["run_dir"])
     cfg = DetectorConfig(**job["detector"])
     det = make_detector(cfg)

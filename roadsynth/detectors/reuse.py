@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from roadsynth import __version__
-from roadsynth.datasets.io import TEMP_PREFIX, atomic_write_json
+from roadsynth.datasets.io import TEMP_PREFIX, atomic_write_json, read_json
 from roadsynth.datasets.records import DatasetSplit
 
 DEFAULT_ROOT = Path.home() / ".cache" / "roadsynth" / "trained"
@@ -88,7 +88,7 @@ class TrainedCache:
         """The entry (with `weights`, an absolute path) or None when this training was never finished."""
         folder = self.root / key
         try:
-            entry = json.loads((folder / ENTRY).read_text())
+            entry = read_json(folder / ENTRY, "training cache entry")
         except (OSError, ValueError):
             return None
         weights = folder / "weights.pt"

@@ -17,7 +17,6 @@ No torch here: training goes through `make_detector`.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -29,7 +28,7 @@ from typing import Any
 import yaml
 
 from roadsynth.config import StarterConfig
-from roadsynth.datasets.io import atomic_write_json, atomic_write_text
+from roadsynth.datasets.io import atomic_write_json, atomic_write_text, read_json
 from roadsynth.datasets.merge import link_merged
 from roadsynth.datasets.records import Category, Dataset
 from roadsynth.datasets.sources import read_dataset
@@ -143,7 +142,7 @@ def load_manifest(weights: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        manifest = json.loads(path.read_text())
+        manifest = read_json(path, "starter manifest")
         if not isinstance(manifest.get("images"), list):
             raise ValueError("`images` must be a list")
         return manifest

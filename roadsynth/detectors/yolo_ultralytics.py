@@ -14,7 +14,6 @@ indices back into COCO category ids with nothing but the weights path.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, inside, load_image
+from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, inside, load_image, read_json
 from roadsynth.datasets.records import Box
 from roadsynth.datasets.yolo import write_yolo_splits
 from roadsynth.detectors.base import DatasetSplit, Prediction
@@ -257,7 +256,7 @@ def load_class_map(weights: Path) -> dict[int, int]:
     for path in candidates:
         if path.is_file():
             try:
-                return {int(c["index"]): int(c["category_id"]) for c in json.loads(path.read_text())}
+                return {int(c["index"]): int(c["category_id"]) for c in read_json(path, "class mapping")}
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"{path}: malformed class mapping ({type(e).__name__}: {e})") from None
     raise FileNotFoundError(f"{weights}: no classes.json next to the weights; roadsynth cannot map class indices "

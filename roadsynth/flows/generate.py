@@ -10,13 +10,13 @@ put thousands of futures on the scheduler.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 
 from roadsynth.config import Config, load_config, save_config
+from roadsynth.datasets.io import read_json
 from roadsynth.datasets.outdir import claim
 from roadsynth.flows._prefect import NO_CACHE, embedded_run_settings, flow, get_run_logger, task
 from roadsynth.flows.runners import make_task_runner
@@ -69,7 +69,7 @@ def generate_chunk(config_path: str, digest: str, out_dir: str, chunk_index: int
 @task(name="assemble-dataset", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def assemble_dataset(config_path: str, digest: str, out_dir: str, n_chunks: int) -> dict:
     ds = assemble(run_config(config_path), Path(out_dir), n_chunks, scene_sources(config_path, digest))
-    failures = json.loads((Path(out_dir) / "manifest.json").read_text())["failures"]
+    failures = read_json(Path(out_dir) / "manifest.json", "generation manifest")["failures"]
     return {"images": len(ds.images), "annotations": len(ds.annotations), "failures": len(failures)}
 
 

@@ -3,7 +3,6 @@ the quarantine of bad inputs."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Sequence
 
 from roadsynth.config import Config
 from roadsynth.datasets.coco import annotation_from_dict, image_from_dict, write_coco
-from roadsynth.datasets.io import IMAGE_SUFFIXES, atomic_write_bytes, atomic_write_json
+from roadsynth.datasets.io import IMAGE_SUFFIXES, atomic_write_bytes, atomic_write_json, read_json
 from roadsynth.datasets.records import PSEUDO_LABEL, Annotation, Category, Dataset, ImageRecord
 from roadsynth.generate.resume import chunk_path
 from roadsynth.generate.sources import Sources, output_categories
@@ -21,7 +20,7 @@ QUARANTINE_MAX_BYTES = 64 * 2**20
 
 
 def read_chunks(out_dir: Path, n_chunks: int) -> list[dict]:
-    return [json.loads(chunk_path(out_dir, ci).read_text()) for ci in range(n_chunks)]
+    return [read_json(chunk_path(out_dir, ci), "chunk record") for ci in range(n_chunks)]
 
 
 def assemble(cfg: Config, out_dir: Path, n_chunks: int, sources: Sources, chunks: Sequence[dict] | None = None

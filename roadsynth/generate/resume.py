@@ -3,11 +3,10 @@ temp files swept after a crash."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from roadsynth import __version__
-from roadsynth.datasets.io import TEMP_PREFIX
+from roadsynth.datasets.io import TEMP_PREFIX, read_json
 
 CHUNK_FORMAT = 2  # chunk files hold COCO image and annotation records (datasets.coco's own dict form)
 
@@ -23,8 +22,8 @@ def chunk_done(out_dir: Path, chunk_index: int, digest: str) -> bool:
     if not path.exists():
         return False
     try:
-        payload = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        payload = read_json(path, "chunk record")
+    except (OSError, ValueError):
         return False
     return (payload.get("config_digest") == digest and payload.get("roadsynth_version") == __version__
             and payload.get("format") == CHUNK_FORMAT)

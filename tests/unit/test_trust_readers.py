@@ -69,3 +69,116 @@ def test_cityscapes_import_records_a_broken_camera_file_and_goes_on(tmp_path):
     assert len(ds.images) == 1 and "camera" not in ds.images[0].attributes
     assert any(f"{stem}_camera.json" in p and "not a regular file" in p for p in problems), problems
     assert any(f"{stem}_gtFine_polygons.json" in p and "not valid JSON" in p for p in problems), problems
+
+
+# Run-folder files (a run's metrics, the training cache's entries, chunk records, progress files, the
+# output lock) are written by roadsynth, but the folder is shared: a FIFO or a document nested past
+# Python's recursion limit put there must neither hang a re-run nor crash it with a RecursionError.
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def _within(fn, seconds: float = 10.0):
+    """fn()'s value, failing the test (instead of hanging it) when fn blocks."""
+    import threading
+
+    box: dict = {}
+
+    def run():
+        try:
+            box["v"] = fn()
+        except Exception as e:  # re-raised in the test's own thread
+            box["e"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"{fn} blocked for {seconds} s"
+    if "e" in box:
+        raise box["e"]
+    return box.get("v")
+
+
+def _unblock(fifo):
+    # A reader that did block is released by a writer, so a failing test leaves no thread behind.
+    fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    os.close(fd)
+
+
+def test_a_fifo_or_deep_training_record_is_retrained_not_waited_for(tmp_path):
+    from roadsynth.experiment import _finished_here
+
+    run_dir = tmp_path / "runs" / "real_seed0"
+    run_dir.mkdir(parents=True)
+    weights = run_dir / "weights.pt"
+    weights.write_bytes(b"w")
+    os.mkfifo(run_dir / "training.json")
+    try:
+        assert _within(lambda: _finished_here(run_dir, "k", weights)) is None
+    finally:
+        _unblock(run_dir / "training.json")
+    (run_dir / "training.json").unlink()
+    (run_dir / "training.json").write_text(DEEP)
+    assert _finished_here(run_dir, "k", weights) is None
+
+
+def test_a_deep_training_cache_entry_is_a_miss(tmp_path):
+    from roadsynth.detectors.reuse import ENTRY, TrainedCache
+
+    (tmp_path / "abc").mkdir()
+    (tmp_path / "abc" / ENTRY).write_text(DEEP)
+    (tmp_path / "abc" / "weights.pt").write_bytes(b"w")
+    assert TrainedCache(tmp_path).get("abc") is None
+
+
+def test_a_deep_or_fifo_chunk_record_counts_as_unfinished(tmp_path):
+    from roadsynth.generate.resume import chunk_done, chunk_path
+
+    path = chunk_path(tmp_path, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(DEEP)
+    assert chunk_done(tmp_path, 0, "digest") is False
+    path.unlink()
+    os.mkfifo(path)
+    try:
+        assert _within(lambda: chunk_done(tmp_path, 0, "digest")) is False
+    finally:
+        _unblock(path)
+
+
+def test_a_fifo_metrics_file_does_not_hang_the_ui_or_the_progress_display(tmp_path):
+    from roadsynth.review import DoseCurve, list_runs
+    from roadsynth.runs import _read
+
+    os.mkfifo(tmp_path / "metrics.json")
+    (tmp_path / "runs" / "real_seed0").mkdir(parents=True)
+    os.mkfifo(tmp_path / "runs" / "real_seed0" / "metrics.json")
+    try:
+        assert _within(lambda: DoseCurve(tmp_path).curves) == []
+        assert _within(lambda: _read(tmp_path / "metrics.json")) is None
+        with pytest.raises(InputFileError, match="real_seed0/metrics.json"):
+            _within(lambda: list_runs(tmp_path))
+    finally:
+        _unblock(tmp_path / "metrics.json")
+        _unblock(tmp_path / "runs" / "real_seed0" / "metrics.json")
+
+
+def test_a_deep_lock_record_reads_as_unknown_holder(tmp_path):
+    from roadsynth.datasets.outdir import _read_record
+
+    (tmp_path / "lock").write_text("[" * 60_000)
+    assert _read_record(tmp_path / "lock") == {}
+
+
+def test_run_folder_json_goes_through_the_bounded_reader():
+    # The behaviour above, kept for every reader: a bare json.loads of a file is a FIFO hang or a
+    # RecursionError waiting for the next hostile folder. io.py is the bounded reader itself; outdir.py
+    # parses a lock record it read with a 64 KiB cap.
+    from pathlib import Path
+
+    import roadsynth
+
+    root = Path(roadsynth.__file__).parent
+    bare = [f"{p.relative_to(root)}:{n}" for p in root.rglob("*.py") if p.name not in {"io.py", "outdir.py"}
+            for n, line in enumerate(p.read_text().splitlines(), 1) if "json.load" in line]
+    assert bare == []
