@@ -58,28 +58,12 @@ def _fmt(mean: float | None, std: float | None = None, scale: float = 100.0) -> 
     return f"{mean * scale:.2f}" + (f" ± {std * scale:.2f}" if std is not None else "")
 
 
-def compare(arms: dict[str, Any], baseline: str, metric: str = "mAP50_95") -> list[dict[str, Any]]:
-    """Each arm vs the baseline on the mean over seeds, with the seed spread as the noise yardstick."""
-    base = arms.get(baseline)
-    out = []
-    for name, a in arms.items():
-        if name == baseline or base is None or a[metric] is None or base[metric] is None:
-            continue
-        diff = a[metric] - base[metric]
-        noise = max(a[f"{metric}_std"] or 0.0, base[f"{metric}_std"] or 0.0)
-        out.append({"arm": name, "baseline": baseline, "metric": metric, "difference": diff, "seed_std": noise,
-                    "within_noise": abs(diff) <= noise or len(a["seeds"]) < 2})
-    return out
-
-
 def write_report(out_dir: Path, rows: list[dict[str, Any]], *, title: str, context: dict[str, Any],
-                 comparisons: list[dict[str, Any]] | None = None, extras: dict[str, Any] | None = None,
+                 comparisons: list[dict[str, Any]], extras: dict[str, Any] | None = None,
                  figures: dict[str, bytes] | None = None, examples: list[tuple[str, bytes]] | None = None,
                  ) -> dict[str, Any]:
     """Write metrics.json, runs.csv, report.md, report.html and plots/*.png into `out_dir`."""
     arms = aggregate_runs(rows)
-    baseline = "real" if "real" in arms else next(iter(arms))
-    comparisons = comparisons if comparisons is not None else compare(arms, baseline)
     metrics = {"title": title, "arms": arms, "comparisons": comparisons, "context": context, **(extras or {}),
                "runs": rows}
     atomic_write_json(out_dir / "metrics.json", _finite(metrics), indent=2)
@@ -279,22 +263,16 @@ def _mdd_sentence(c: dict[str, Any]) -> str:
 
 def _verdict_line(c: dict[str, Any]) -> str:
     d = c["difference"] * 100
-    if "ci_low" in c:
-        lo, hi = c["ci_low"], c["ci_high"]
-        image = "n/a" if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)) \
-            else f"[{lo * 100:+.2f}, {hi * 100:+.2f}]"
-        line = (f"- **{c['arm']} vs {c['baseline']}** ({_scope(c) if 'class' in c else c['metric']}): {d:+.2f} "
-                f"points, 95 % CI over test images {image}")
-        if "seed_ci_low" in c:
-            lo, hi = c["seed_ci_low"], c["seed_ci_high"]
-            seed = "n/a" if lo is None or hi is None else f"[{lo * 100:+.2f}, {hi * 100:+.2f}]"
-            line += f", over seeds {seed}"
-        if c.get("mdd") is not None:
-            line += f", detectable ≥ {c['mdd'] * 100:.1f}"
-        line += f" → **{c['verdict']}**"
-        return line + (f" ({c['verdict_reason']})." if c.get("verdict_reason") else ".")
-    if c["within_noise"]:
-        return (f"- **{c['arm']} vs {c['baseline']}** ({c['metric']}): {d:+.2f} points, within the seed-to-seed "
-                f"spread (±{c['seed_std'] * 100:.2f}) → **no significant change** shown by this run.")
-    return (f"- **{c['arm']} vs {c['baseline']}** ({c['metric']}): {d:+.2f} points, larger than the seed spread "
-            f"(±{c['seed_std'] * 100:.2f}); see the confidence interval before trusting it.")
+    lo, hi = c["ci_low"], c["ci_high"]
+    image = "n/a" if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)) \
+        else f"[{lo * 100:+.2f}, {hi * 100:+.2f}]"
+    line = (f"- **{c['arm']} vs {c['baseline']}** ({_scope(c) if 'class' in c else c['metric']}): {d:+.2f} "
+            f"points, 95 % CI over test images {image}")
+    if "seed_ci_low" in c:
+        lo, hi = c["seed_ci_low"], c["seed_ci_high"]
+        seed = "n/a" if lo is None or hi is None else f"[{lo * 100:+.2f}, {hi * 100:+.2f}]"
+        line += f", over seeds {seed}"
+    if c.get("mdd") is not None:
+        line += f", detectable ≥ {c['mdd'] * 100:.1f}"
+    line += f" → **{c['verdict']}**"
+    return line + (f" ({c['verdict_reason']})." if c.get("verdict_reason") else ".")

@@ -108,6 +108,18 @@ def test_property_contacts_inside_and_no_new_overlaps(i, seed, cats):
         assert all(p.box.iou(q.box) == 0.0 for q in placed[k + 1 :])
 
 
+def test_the_property_frames_do_get_objects_placed():
+    # The property above holds vacuously when nothing is placed; on these frames and settings it is not.
+    counts = []
+    for i in range(0, 64, 4):
+        im, region, existing = frame(i)
+        placed, _ = place_objects((im.width, im.height), CAMERA, region, existing,
+                                  [ObjectRequest(c) for c in ["deer", "cow", "sheep"]],
+                                  np.random.default_rng(i), PlacementConfig(roadside_prob=0.0, tries=50))
+        counts.append(len(placed))
+    assert sum(c > 0 for c in counts) >= 14 and sum(counts) >= 30, counts
+
+
 def test_bad_placement_config():
     with pytest.raises(ValueError, match=r"`max_occluded` must be in \[0, 1\], but got 1.5"):
         PlacementConfig(max_occluded=1.5)
