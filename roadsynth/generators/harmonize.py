@@ -8,7 +8,7 @@ pixels around its box), never the whole frame:
   makes a dark object. Its relative contrast (luma std / mean) stays its own by default: the ring is
   mostly road, whose texture says nothing about the object's surfaces, and pulling the object towards it
   (`contrast_follow` 0.5) left pasted animals 0.2-0.3 flatter in Laplacian contrast than the real
-  vehicles of the same frames (README, "Fleet frames");
+  vehicles of the same frames (docs/geometry.md, "Fleet frames");
 - colour: the object's mean chroma (CIELAB a/b) moves part-way to the surroundings', as one shift of
   at most `max_color_shift` units: white balance follows the scene, hues do not rotate;
 - sharpness: an object sharper than its surroundings is blurred to match (Zhuo & Sim's re-blur ratio
