@@ -14,7 +14,7 @@ from pathlib import Path
 
 from roadsynth.config import load_config
 from roadsynth.flows._prefect import ensure_home, flow, get_run_logger
-from roadsynth.flows.generate import generate_dataset
+from roadsynth.flows.generate import generation_flow
 from roadsynth.flows.runners import make_task_runner
 
 
@@ -28,7 +28,7 @@ def scheduled_generate(config_path: str, out_root: str) -> dict:
     out = dated_folder(out_root)
     get_run_logger().info("scheduled run -> %s", out)
     cfg = load_config(config_path)
-    return generate_dataset.with_options(task_runner=make_task_runner(cfg.orchestration))(config_path, str(out))
+    return generation_flow.with_options(task_runner=make_task_runner(cfg.orchestration))(config_path, str(out))
 
 
 @flow(name="scheduled-experiment")

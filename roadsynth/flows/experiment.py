@@ -18,7 +18,7 @@ from roadsynth.config import Config, save_config
 from roadsynth.datasets.io import atomic_write_json
 from roadsynth.datasets.outdir import claim
 from roadsynth.flows._prefect import NO_CACHE, flow, get_run_logger, task
-from roadsynth.flows.generate import generate_dataset, run_config
+from roadsynth.flows.generate import generation_flow, run_config
 from roadsynth.flows.runners import make_task_runner
 
 
@@ -118,7 +118,7 @@ def augmentation_experiment(config_path: str, out_dir: str, overwrite: bool = Fa
     gen_configs = prepare_generation(str(resolved), str(out), splits["train"])
     runner = make_task_runner(cfg.orchestration)
     for folder, gen_config in gen_configs.items():
-        generate_dataset.with_options(task_runner=runner)(gen_config, str(out / folder))
+        generation_flow.with_options(task_runner=runner)(gen_config, str(out / folder))
     arms = materialize_arms(str(resolved), str(out), splits["train"])
     timings["splits_and_generation_s"] = round(time.perf_counter() - t0, 1)
     plan = ex.plan_compute(cfg, {arm: len(ex.load_split(Path(p)).dataset.images) for arm, p in arms.items()})

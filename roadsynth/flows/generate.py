@@ -1,6 +1,7 @@
 """Prefect flow for dataset generation: one task per chunk of output images (thin wiring over `roadsynth.generate`).
 
-The flow only maps `Worker.run_chunk` over the chunks still to do; each process builds its worker once.
+The flow prepares a `GenerationRun` and maps `Worker.run_chunk` over its chunks still to do; each task
+process builds its worker once.
 
 Resume: a chunk whose file exists and carries the config's digest is finished and is not submitted
 again; a killed run re-run over the same folder produces the same annotations.json as an uninterrupted
@@ -15,15 +16,13 @@ from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 
-from roadsynth.config import Config, load_config, save_config
+from roadsynth.config import Config, load_config
 from roadsynth.datasets.io import read_json
-from roadsynth.datasets.outdir import claim
 from roadsynth.flows._prefect import NO_CACHE, embedded_run_settings, flow, get_run_logger, task
 from roadsynth.flows.runners import make_task_runner
-from roadsynth.generate import FrameJob, Worker
+from roadsynth.generate import FrameJob, GenerationRun, Worker
 from roadsynth.generate.assemble import assemble
-from roadsynth.generate.plan import chunked, plan_jobs
-from roadsynth.generate.resume import chunk_done, sweep_temp_files
+from roadsynth.generate.resume import chunk_done
 from roadsynth.generate.sources import load_scene_sources
 
 
@@ -88,35 +87,32 @@ def _submit_options(cfg: Config):
 
 
 @flow(name="generate-dataset")
-def generate_dataset(config_path: str, out_dir: str, overwrite: bool = False) -> dict:
-    """Generate `out_dir/annotations.json` + `images/` + `manifest.json` from a roadsynth config."""
+def generation_flow(config_path: str, out_dir: str, overwrite: bool = False) -> dict:
+    """Generate `out_dir/annotations.json` + `images/` + `manifest.json` from a roadsynth config: the
+    `GenerationRun` is prepared here, its chunks still to do run as tasks, the assembly as a last task."""
     log = get_run_logger()
     cfg = run_config(config_path)
-    out = Path(out_dir).resolve()
     digest = cfg.digest()
-    sources = scene_sources(config_path, digest)  # inputs first: a bad path writes nothing
-    claim(out, "generate", digest, overwrite=overwrite)
-    if swept := sweep_temp_files(out):
-        log.info("removed %d temp files left by an interrupted run", swept)
-    resolved = out / "config.yaml"
-    save_config(cfg, resolved)
-    chunks = chunked(plan_jobs(cfg.generate, sources), cfg.generate.chunk_size)
-    todo = [i for i in range(len(chunks)) if not chunk_done(out, i, digest)]
-    log.info("%d images in %d chunks (%d already done) -> %s", cfg.generate.n_images, len(chunks),
-             len(chunks) - len(todo), out)
+    run = GenerationRun(cfg, Path(out_dir).resolve(), overwrite=overwrite, sources=scene_sources(config_path, digest))
+    if run.swept:
+        log.info("removed %d temp files left by an interrupted run", run.swept)
+    todo = run.todo()
+    log.info("%d images in %d chunks (%d already done) -> %s", cfg.generate.n_images, len(run.chunks),
+             len(run.chunks) - len(todo), run.out)
+    resolved, out = str(run.config_path), str(run.out)
     results, pending = [], deque()
     with _submit_options(cfg):
         for i in todo:
             if len(pending) >= cfg.orchestration.max_in_flight:
                 results.append(pending.popleft().result())
-            pending.append(generate_chunk.submit(str(resolved), digest, str(out), i,
-                                                 [j.__dict__ for j in chunks[i]]))
+            pending.append(generate_chunk.submit(resolved, digest, out, i, [j.__dict__ for j in run.chunks[i]]))
         results += [f.result() for f in pending]
-    summary = assemble_dataset(str(resolved), digest, str(out), len(chunks))
-    log.info("wrote %s (%d images, %d annotations)", out / "annotations.json", summary["images"], summary["annotations"])
+    summary = assemble_dataset(resolved, digest, out, len(run.chunks))
+    log.info("wrote %s (%d images, %d annotations)", run.out / "annotations.json", summary["images"],
+             summary["annotations"])
     if summary["failures"]:
         log.warning("%d bad inputs skipped and quarantined in %s (reasons in failures.json)", summary["failures"],
-                    out / "quarantine")
+                    run.out / "quarantine")
     return {**summary, "chunks_run": len(todo), "chunks": results}
 
 
@@ -124,5 +120,5 @@ def run_generate(config_path: str, out_dir: str, overwrite: bool = False) -> dic
     """The flow with the task runner the config asks for."""
     cfg = run_config(config_path)
     with embedded_run_settings():
-        return generate_dataset.with_options(task_runner=make_task_runner(cfg.orchestration))(
+        return generation_flow.with_options(task_runner=make_task_runner(cfg.orchestration))(
             config_path, out_dir, overwrite)

@@ -60,3 +60,22 @@ def test_generation_output_is_pinned(tmp_path):
     ds = generate_dataset(small_config(tmp_path), tmp_path / "out")
     assert len(ds.images) == 6 and any(a.generated for a in ds.annotations)
     assert digests(tmp_path / "out") == (ANNOTATIONS_SHA256, IMAGES_SHA256)
+
+
+def test_a_generation_run_driven_chunk_by_chunk_elsewhere_writes_the_pinned_bytes(tmp_path):
+    # What the Prefect flow does: prepare the run here, run its chunks out of order on another worker
+    # built from the saved config (a task process), stop half-way, prepare again (a re-run), finish.
+    from roadsynth.config import load_config
+    from roadsynth.generate import GenerationRun, Worker
+
+    cfg = small_config(tmp_path)
+    run = GenerationRun(cfg, tmp_path / "out")
+    assert run.todo() == [0, 1] and run.config_path.is_file()
+    task_worker = Worker(load_config(run.config_path))
+    task_worker.run_chunk(1, run.chunks[1], run.out)
+    again = GenerationRun(cfg, tmp_path / "out")
+    assert again.todo() == [0]
+    task_worker.run_chunk(0, again.chunks[0], again.out)
+    assert again.todo() == []
+    again.finish()
+    assert digests(tmp_path / "out") == (ANNOTATIONS_SHA256, IMAGES_SHA256)
