@@ -237,6 +237,7 @@ def test_trained_cache_is_keyed_by_content_and_refuses_damaged_entries(tmp_path,
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow  # two full generations (39 s): the integration layer's, not the fast layer's
 def test_the_random_placement_arm_inserts_the_same_objects_in_the_same_frames(tmp_path):
     """The ablation may differ in placement only: same classes, cut-outs and counts per frame; what random
     placement rejects is placed again until it is in."""

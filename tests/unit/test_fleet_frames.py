@@ -104,6 +104,7 @@ def test_paste_never_changes_ego_pixels_even_with_a_shadow(bank):
     assert r.__class__.__name__ == "Insertion" and not r.frame_mask(frame.shape)[bonnet].any()
 
 
+@pytest.mark.slow  # three full generations (39 s): the integration layer's, not the fast layer's
 def test_a_failed_region_is_skipped_listed_or_fails_the_run_never_silently_replaced(tmp_path):
     from roadsynth.generate import generate_dataset
     from roadsynth.geometry.regions import RegionError

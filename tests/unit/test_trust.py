@@ -154,6 +154,7 @@ def test_a_bad_cutout_file_or_label_map_bomb_is_one_reported_item(tmp_path):
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["images"] == 2
 
 
+@pytest.mark.slow  # full generations into every kind of folder (34 s): the integration layer's, not the fast layer's
 def test_users_folders_are_theirs(tmp_path):
     cfg = yaml.safe_load((ROOT / "configs" / "animals.yaml").read_text())
     for s in cfg["generate"]["scenes"]:
