@@ -30,7 +30,7 @@ from roadsynth.arms import GENERATED, arm_dirname, build_sources, check_labels_c
 from roadsynth.arms import materialize_arms as _materialize
 from roadsynth.config import Config, CutoutSource, save_config
 from roadsynth.datasets.coco import read_coco, write_coco
-from roadsynth.datasets.io import atomic_write_json, inside, read_json
+from roadsynth.datasets.io import atomic_write_json, inside, read_json, read_json_record
 from roadsynth.datasets.records import Dataset, DatasetSplit
 from roadsynth.datasets.sources import read_dataset
 from roadsynth.datasets.split import count_per_category, filter_dataset, split_dataset
@@ -319,11 +319,8 @@ def _finished_here(run_dir: Path, key: str, weights: Path) -> dict | None:
     """`training.json` of a training this run folder already finished with this key (weights intact)."""
     from roadsynth.detectors.reuse import file_sha256
 
-    try:
-        done = read_json(run_dir / "training.json", "training record")
-    except (OSError, ValueError):
-        return None
-    if done.get("training_key") != key or not weights.is_file() or file_sha256(weights) != done.get("weights_sha256"):
+    done = read_json_record(run_dir / "training.json", "training record")
+    if done is None or done.get("training_key") != key or not weights.is_file() or file_sha256(weights) != done.get("weights_sha256"):
         return None
     return done
 

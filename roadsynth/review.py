@@ -17,7 +17,7 @@ import numpy as np
 
 from roadsynth.config import Config, save_config
 from roadsynth.datasets.coco import dataset_to_coco_dict, read_coco
-from roadsynth.datasets.io import atomic_write_json, inside, load_image, read_json
+from roadsynth.datasets.io import atomic_write_json, inside, load_image, read_json, read_json_record
 from roadsynth.datasets.records import Annotation, Dataset
 from roadsynth.evaluation.draw import BoxMode, draw_boxes, draw_detections
 
@@ -215,10 +215,7 @@ class DoseCurve:
 
     def __init__(self, experiment_dir: Path):
         self.root = Path(experiment_dir).resolve()
-        try:
-            m = read_json(self.root / "metrics.json", "experiment metrics")
-        except (OSError, ValueError):
-            m = {}
+        m = read_json_record(self.root / "metrics.json", "experiment metrics") or {}
         self.curves = [r for r in m.get("curves") or [] if r.get("metric") == "AP50"]
         self.trends = [t for t in m.get("trends") or [] if t.get("metric") == "AP50"]
         self.methods = list(dict.fromkeys(r["method"] for r in self.curves))

@@ -79,12 +79,9 @@ def run_generation(config_path: Path, cfg, out: Path, engine: str, what: str, ov
 
 
 def _read(path: Path) -> dict | None:
-    from roadsynth.datasets.io import read_json  # not at import: it loads numpy and Pillow
+    from roadsynth.datasets.io import read_json_record  # not at import: it loads numpy and Pillow
 
-    try:
-        return read_json(path, "progress file")
-    except (OSError, ValueError):
-        return None
+    return read_json_record(path, "progress file")
 
 
 def _minutes(seconds: float | None) -> str:

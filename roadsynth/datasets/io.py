@@ -227,6 +227,17 @@ def read_json(path: str | Path, what: str = "file", *, max_bytes: int = MAX_JSON
     return doc
 
 
+def read_json_record(path: str | Path, what: str = "record") -> dict | None:
+    """A JSON object roadsynth wrote itself (a resume or progress record), or None when it is missing, not
+    a regular file, broken, past a limit or not an object: a record that cannot be trusted is redone,
+    never waited for or crashed on."""
+    try:
+        doc = read_json(path, what)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def _check_yaml_graph(path: Path, root: yaml.Node, max_nodes: int, max_depth: int) -> None:
     """Nodes and depth of the tree `root` expands to, without expanding it. An alias is the very node object
     of its anchor, so each distinct node's (size, height) is computed once and reused: a billion-laughs file

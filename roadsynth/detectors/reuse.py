@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from roadsynth import __version__
-from roadsynth.datasets.io import TEMP_PREFIX, atomic_write_json, read_json
+from roadsynth.datasets.io import TEMP_PREFIX, atomic_write_json, read_json_record
 from roadsynth.datasets.records import DatasetSplit
 
 DEFAULT_ROOT = Path.home() / ".cache" / "roadsynth" / "trained"
@@ -87,12 +87,9 @@ class TrainedCache:
     def get(self, key: str) -> dict[str, Any] | None:
         """The entry (with `weights`, an absolute path) or None when this training was never finished."""
         folder = self.root / key
-        try:
-            entry = read_json(folder / ENTRY, "training cache entry")
-        except (OSError, ValueError):
-            return None
+        entry = read_json_record(folder / ENTRY, "training cache entry")
         weights = folder / "weights.pt"
-        if not weights.is_file() or file_sha256(weights) != entry.get("weights_sha256"):
+        if entry is None or not weights.is_file() or file_sha256(weights) != entry.get("weights_sha256"):
             return None  # damaged or tampered with: retrain rather than trust it
         return {**entry, "weights": str(weights)}
 

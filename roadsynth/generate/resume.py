@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from roadsynth import __version__
-from roadsynth.datasets.io import TEMP_PREFIX, read_json
+from roadsynth.datasets.io import TEMP_PREFIX, read_json_record
 
 CHUNK_FORMAT = 2  # chunk files hold COCO image and annotation records (datasets.coco's own dict form)
 
@@ -18,15 +18,9 @@ def chunk_path(out_dir: Path, chunk_index: int) -> Path:
 def chunk_done(out_dir: Path, chunk_index: int, digest: str) -> bool:
     """A chunk file is written last and atomically; it counts only if the same config and the same
     roadsynth version produced it (new code may draw different pixels from the same config)."""
-    path = chunk_path(out_dir, chunk_index)
-    if not path.exists():
-        return False
-    try:
-        payload = read_json(path, "chunk record")
-    except (OSError, ValueError):
-        return False
-    return (payload.get("config_digest") == digest and payload.get("roadsynth_version") == __version__
-            and payload.get("format") == CHUNK_FORMAT)
+    payload = read_json_record(chunk_path(out_dir, chunk_index), "chunk record")
+    return (payload is not None and payload.get("config_digest") == digest
+            and payload.get("roadsynth_version") == __version__ and payload.get("format") == CHUNK_FORMAT)
 
 
 def sweep_temp_files(out_dir: Path) -> int:

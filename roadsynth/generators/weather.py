@@ -6,7 +6,7 @@ is reported instead of vanishing. The condition and severity become tags on the 
 evaluation can slice by.
 
 Severity 1-3 maps to parameter ranges chosen by eye on the bundled CamVid/nuScenes frames (see the
-docs gallery). albumentations 2.x silently ignores unknown (1.x) argument names with a warning, so
+gallery in docs/generators.md). albumentations 2.x silently ignores unknown (1.x) argument names with a warning, so
 the tests run these constructors with warnings as errors.
 """
 

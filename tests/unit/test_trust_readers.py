@@ -120,6 +120,8 @@ def test_a_fifo_or_deep_training_record_is_retrained_not_waited_for(tmp_path):
     (run_dir / "training.json").unlink()
     (run_dir / "training.json").write_text(DEEP)
     assert _finished_here(run_dir, "k", weights) is None
+    (run_dir / "training.json").write_text("[]")  # valid JSON, not a record
+    assert _finished_here(run_dir, "k", weights) is None
 
 
 def test_a_deep_training_cache_entry_is_a_miss(tmp_path):
@@ -129,6 +131,8 @@ def test_a_deep_training_cache_entry_is_a_miss(tmp_path):
     (tmp_path / "abc" / ENTRY).write_text(DEEP)
     (tmp_path / "abc" / "weights.pt").write_bytes(b"w")
     assert TrainedCache(tmp_path).get("abc") is None
+    (tmp_path / "abc" / ENTRY).write_text('["weights_sha256"]')
+    assert TrainedCache(tmp_path).get("abc") is None
 
 
 def test_a_deep_or_fifo_chunk_record_counts_as_unfinished(tmp_path):
@@ -137,6 +141,8 @@ def test_a_deep_or_fifo_chunk_record_counts_as_unfinished(tmp_path):
     path = chunk_path(tmp_path, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(DEEP)
+    assert chunk_done(tmp_path, 0, "digest") is False
+    path.write_text("[1, 2]")
     assert chunk_done(tmp_path, 0, "digest") is False
     path.unlink()
     os.mkfifo(path)
