@@ -27,7 +27,7 @@ from roadsynth.config import load_config  # noqa: E402
 from roadsynth.datasets.records import ImageRecord  # noqa: E402
 from roadsynth.generate import generate_dataset  # noqa: E402
 from roadsynth.generators.restyle import polygon_mask  # noqa: E402
-from roadsynth.scenes import ego_mask  # noqa: E402
+from roadsynth.generate.scenes import ego_mask  # noqa: E402
 
 
 def targets(audit: dict) -> dict:

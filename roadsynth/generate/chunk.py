@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from roadsynth import __version__
-from roadsynth.appearance import Appearance
+from roadsynth.generate.appearance import Appearance
 from roadsynth.config import Config
 from roadsynth.datasets.coco import annotation_to_dict, image_to_dict, mask_polygons
 from roadsynth.datasets.io import atomic_write_json, jsonable, save_image_atomic
@@ -37,7 +37,7 @@ from roadsynth.generators.base import Insertion
 from roadsynth.generators.cutouts import CutoutBank
 from roadsynth.generators.realism import frame_is_dark, object_scores
 from roadsynth.geometry.regions import RegionError
-from roadsynth.scenes import place_for_frame
+from roadsynth.generate.scenes import place_for_frame
 
 
 class Worker:
@@ -82,7 +82,7 @@ class Worker:
 
         Planning and writing are per frame; insertion is per chunk, so a diffusion inserter batches the
         objects of all the chunk's frames together. Vehicle restyle runs before insertion and weather after
-        it (see `roadsynth.appearance`).
+        it (see `roadsynth.generate.appearance`).
         """
         g = self.cfg.generate
         plans, failures = [], []

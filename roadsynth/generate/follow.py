@@ -18,7 +18,7 @@ from roadsynth.datasets.coco import read_coco
 from roadsynth.generators.base import Insertion
 from roadsynth.generators.cutouts import CutoutBank
 from roadsynth.geometry.placement import ObjectRequest, Placement
-from roadsynth.scenes import SceneFrame
+from roadsynth.generate.scenes import SceneFrame
 
 INSERTED_BY = ("paste", "inpaint")  # provenance methods of inserted objects (not restyles, not pseudo-labels)
 FILL_ROUNDS = 5

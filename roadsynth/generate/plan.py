@@ -27,7 +27,7 @@ from roadsynth.geometry.placement import ObjectRequest
 from roadsynth.geometry.records import Placement
 from roadsynth.geometry.regions import GroundRegion
 from roadsynth.geometry.ego import EGO_KEY, EgoMask
-from roadsynth.scenes import SceneFrame, ego_mask, fit_source_camera, ground_model, ground_region, place_for_frame
+from roadsynth.generate.scenes import SceneFrame, ego_mask, fit_source_camera, ground_model, ground_region, place_for_frame
 
 
 MIN_FRAME_SIDE = 32  # a background frame smaller than this is a thumbnail or a broken file, not a road scene

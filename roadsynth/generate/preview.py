@@ -11,7 +11,7 @@ from roadsynth.datasets.io import atomic_write_json, save_image_atomic
 from roadsynth.generate.plan import frame_geometry, object_requests, plan_jobs
 from roadsynth.generate.sources import PseudoLabeller, build_bank_for, load_scene_sources
 from roadsynth.geometry.overlay import draw_overlay
-from roadsynth.scenes import place_for_frame
+from roadsynth.generate.scenes import place_for_frame
 
 
 def place_preview(cfg: Config, out_dir: Path, n: int = 8) -> list[dict]:

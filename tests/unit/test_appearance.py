@@ -1,9 +1,9 @@
-"""The appearance steps of a generation run (roadsynth/appearance.py): vehicle restyle before insertion,
+"""The appearance steps of a generation run (roadsynth/generate/appearance.py): vehicle restyle before insertion,
 weather after it, each from its own random stream."""
 
 import numpy as np
 
-from roadsynth.appearance import Appearance
+from roadsynth.generate.appearance import Appearance
 from roadsynth.config import GenerateConfig
 from roadsynth.datasets.io import load_image
 from roadsynth.datasets.label_maps import read_label_map_frames

@@ -315,7 +315,7 @@ def test_re_placed_objects_see_the_inserted_ones_as_existing_and_the_ego_key_sta
     from roadsynth.generators.base import Insertion
     from roadsynth.geometry.ego import EGO_KEY, EgoMask
     from roadsynth.geometry.records import Placement
-    from roadsynth.scenes import SceneFrame
+    from roadsynth.generate.scenes import SceneFrame
 
     near = Placement("cow", Box(50, 50, 10, 10), (55, 60))
     inserted = [Insertion(near, near.box, np.ones((10, 10), bool), (50, 50, 60, 60), None, {})]

@@ -50,7 +50,7 @@ def test_ego_config_needs_exactly_one_source(tmp_path):
 
 
 def test_a_frame_without_a_mask_file_has_no_ego_and_says_so_and_names_cannot_escape(tmp_path):
-    from roadsynth.scenes import ego_mask
+    from roadsynth.generate.scenes import ego_mask
 
     src = config(tmp_path).generate.scenes[0]
     none = ego_mask(src, ImageRecord(1, "road_obstacles_v2__loc1_storm.jpg", 960, 540), 960, 540)

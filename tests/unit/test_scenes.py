@@ -1,4 +1,4 @@
-"""Per-source and per-frame geometry from the config (roadsynth/scenes.py): which ground model and which
+"""Per-source and per-frame geometry from the config (roadsynth/generate/scenes.py): which ground model and which
 drivable region a frame gets, and placement in both modes."""
 
 import numpy as np
@@ -8,7 +8,7 @@ from roadsynth.config import CameraConfig, SceneSource
 from roadsynth.datasets.io import load_image
 from roadsynth.datasets.label_maps import read_label_map_frames
 from roadsynth.geometry.placement import ObjectRequest, PlacementConfig
-from roadsynth.scenes import SceneFrame, fit_source_camera, ground_model, ground_region, place_for_frame
+from roadsynth.generate.scenes import SceneFrame, fit_source_camera, ground_model, ground_region, place_for_frame
 from tests.conftest import DATA
 
 CAMVID = read_label_map_frames(DATA / "camvid" / "images", DATA / "camvid" / "road_labels", object_values={8: "Car"})
