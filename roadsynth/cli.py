@@ -258,6 +258,7 @@ def ui(
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="a generated dataset folder to review and curate"),
     experiment: Optional[Path] = typer.Option(None, "--experiment", help="an experiment folder: its detectors for the Detections view"),
     session: Optional[Path] = typer.Option(None, "--session", help="where generated samples go (default runs/ui/<UTC time>)"),
+    bank: Optional[Path] = typer.Option(None, "--bank", help="a cut-out bank folder (`roadsynth cutouts`) to review"),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (localhost by default)"),
     port: int = typer.Option(7860, "--port"),
 ) -> None:
@@ -273,14 +274,16 @@ def ui(
         from roadsynth.review import Studio
 
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        studio = Studio(_load(config), session or Path("runs") / "ui" / stamp)
+        studio = Studio(_load(config), session or Path("runs") / "ui" / stamp, config_path=config)
         console.print(f"samples go to {studio.session}")
     if dataset is not None and not (dataset / "annotations.json").is_file():
         _fail(f"{dataset}: not a generated dataset folder (no annotations.json)")
     if experiment is not None and not (experiment / "splits" / "test.json").is_file():
         _fail(f"{experiment}: not an experiment folder (no splits/test.json)")
+    if bank is not None and not (bank / "index.json").is_file():
+        _fail(f"{bank}: not a cut-out bank (no index.json)")
     try:
-        app = build_app(studio=studio, dataset=dataset, experiment=experiment)
+        app = build_app(studio=studio, dataset=dataset, experiment=experiment, bank=bank)
     except ValueError as e:
         _fail(str(e))
     launch(app, host, port)

@@ -119,7 +119,7 @@ class Review:
 class Studio:
     """Generate one sample at a time from a config, through the flows' own chunk code."""
 
-    def __init__(self, cfg: Config, session: Path):
+    def __init__(self, cfg: Config, session: Path, config_path: Path | None = None):
         if cfg.generate.insert is None:
             raise ValueError("the UI generates objects: the config needs `generate.insert`")
         from roadsynth.generate.assemble import read_chunks
@@ -128,6 +128,7 @@ class Studio:
         from roadsynth.datasets.outdir import claim
 
         self.cfg, self.session = cfg, claim(session, "generate")  # a new folder, or an earlier session's
+        self.config_path = Path(config_path) if config_path is not None else None  # the ego editor writes beside it
         # The scene folders of the user's config: where the Original view may read frames from.
         self.scene_roots = tuple(Path(p).resolve() for s in cfg.generate.scenes for p in (s.path, s.images_root) if p)
         self.sources = load_scene_sources(cfg.generate)
@@ -178,6 +179,34 @@ class Studio:
         # Category ids come from the scene sources plus the insert categories, the same for every sample.
         assemble(self.cfg, self.session, self.samples, self.sources, self.chunks)
         return Review(self.session, self.scene_roots)
+
+    def frame_image(self, frame_index: int) -> np.ndarray:
+        s, im = self.frames[frame_index]
+        return load_image(inside(self.sources[s][1], im.file_name, f"scene source {self.cfg.generate.scenes[s].name}"))
+
+    def ego_view(self, frame_index: int, points: list[tuple[float, float]]) -> np.ndarray:
+        """The frame with its source's ego mask as configured now (shaded) and the polygon being drawn."""
+        from roadsynth.evaluation.draw import draw_polygon, shade
+        from roadsynth.generate.scenes import ego_mask
+
+        s, im = self.frames[frame_index]
+        rgb = self.frame_image(frame_index)
+        current = ego_mask(self.cfg.generate.scenes[s], im, rgb.shape[1], rgb.shape[0])
+        return draw_polygon(shade(rgb, current.mask), points)
+
+    def save_ego(self, frame_index: int, points: list[tuple[float, float]]) -> Path:
+        """Save `points` as the ego polygon of the frame's scene source into a config beside the user's
+        (`config.edit`), and generate from it from now on; returns the written config's path."""
+        from roadsynth.config import load_config
+        from roadsynth.config.edit import with_ego_polygon
+
+        if self.config_path is None:
+            raise ValueError("the ego editor needs the config's file (start the UI with `--config`)")
+        s, im = self.frames[frame_index]
+        path = with_ego_polygon(self.config_path, self.cfg.generate.scenes[s].name, points, im.file_name)
+        self.cfg, self.config_path = load_config(path), path
+        self._workers.clear()  # workers hold the old scene sources' ego masks
+        return path
 
 
 def list_runs(experiment_dir: Path) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from roadsynth.generators.bank import SORTS, BankReview
 from roadsynth.review import DoseCurve, Review, Studio, detect, list_runs
 
 METHODS = ["Original", "Ours (inpainting)", "Paste"]
@@ -59,14 +60,16 @@ def remove_temp_dir() -> None:
     _TEMP.clear()
 
 
-def build_app(*, studio: Studio | None = None, dataset: Path | None = None, experiment: Path | None = None):
-    """The Gradio Blocks app. `studio` enables Generate; `dataset` opens a generated dataset for review (by
-    default an `experiment`'s own generated images); an experiment with doses adds its dose-response panel."""
+def build_app(*, studio: Studio | None = None, dataset: Path | None = None, experiment: Path | None = None,
+              bank: Path | None = None):
+    """The Gradio Blocks app. `studio` enables Generate and the ego editor; `dataset` opens a generated
+    dataset for review (by default an `experiment`'s own generated images); an experiment with doses adds its
+    dose-response panel; `bank` (a `roadsynth cutouts` folder) adds the cut-out review grid."""
     if dataset is None and experiment is not None and (Path(experiment) / "generated" / "annotations.json").is_file():
         dataset = Path(experiment) / "generated"
-    if studio is None and dataset is None:
+    if studio is None and dataset is None and bank is None:
         raise ValueError("the UI needs a config (to generate), a generated dataset folder or an experiment folder "
-                         "with generated images (to review)")
+                         "with generated images (to review), or a cut-out bank (to review)")
     gr = _gradio()
     reviews: dict[str, Review] = {}
     if dataset is not None:
@@ -134,7 +137,7 @@ def build_app(*, studio: Studio | None = None, dataset: Path | None = None, expe
     with gr.Blocks(title="roadsynth") as app:
         index = gr.State(0)
         gr.Markdown("## roadsynth: generate, compare and curate synthetic road data")
-        with gr.Row():
+        with gr.Row(visible=studio is not None or dataset is not None):
             with gr.Column(scale=1, min_width=260):
                 frames = studio.frame_labels() if studio else []
                 frame = gr.Dropdown(frames, value=frames[0] if frames else None, label="Scene frame",
@@ -191,6 +194,11 @@ def build_app(*, studio: Studio | None = None, dataset: Path | None = None, expe
             dose.change(show_dose, [dose_method, dose], dose_outputs)
             app.load(show_dose, [dose_method, dose], dose_outputs)
 
+        if bank is not None:
+            bank_panel(gr, app, BankReview(Path(bank)))
+        if studio is not None and studio.config_path is not None:
+            ego_panel(gr, app, studio)
+
         outputs = [original, sample, detections, status, objects, obj, index]
         go.click(generate, [frame, n, method, prompt, strength, boxes, run], outputs)
         boxes.change(view, [index, boxes, run], outputs)
@@ -202,6 +210,95 @@ def build_app(*, studio: Studio | None = None, dataset: Path | None = None, expe
         app.load(view, [index, boxes, run], outputs)
     app._roadsynth_theme = theme
     return app
+
+
+def selected(gr, fn) -> None:
+    """Gradio passes the event to a parameter annotated `gr.SelectData`; with postponed annotations (and
+    Gradio imported lazily) the annotation is only the string, so give it the class itself."""
+    fn.__annotations__["evt"] = gr.SelectData
+
+
+def bank_panel(gr, app, br: BankReview) -> None:
+    """The bank's cut-outs as a grid on grey, sortable by score; accept or reject the picked one."""
+    with gr.Accordion("Cut-out bank: review", open=True, elem_id="bank-panel"):
+        with gr.Row():
+            sort = gr.Radio(list(SORTS), value=SORTS[0], label="Sort", elem_id="bank-sort")
+            category = gr.Dropdown(["all", *br.bank.categories], value="all", label="Class", elem_id="bank-class")
+        summary = gr.Markdown(elem_id="bank-summary")
+        grid = gr.Gallery(label="Cut-outs on grey: class · mask quality · status · id", columns=8, allow_preview=False,
+                          object_fit="contain", format="png", elem_id="bank-grid")
+        with gr.Row():
+            picked = gr.Markdown("pick a cut-out in the grid", elem_id="bank-picked")
+            accept = gr.Button("Accept", elem_id="bank-accept")
+            reject = gr.Button("Reject", elem_id="bank-reject", variant="stop")
+            forget = gr.Button("Undecide", elem_id="bank-undecide")
+    shown, chosen = gr.State([]), gr.State(None)
+
+    def items(order: str, cat: str):
+        ids = br.ids(order, cat)
+        return [(br.thumbnail(i), br.caption(i)) for i in ids], ids, br.summary()
+
+    def pick(ids: list[str], evt: gr.SelectData):
+        return ids[evt.index], f"**{br.caption(ids[evt.index])}**"
+
+    selected(gr, pick)
+
+    def decide(cutout_id: str | None, decision: str | None, order: str, cat: str):
+        if cutout_id is None:
+            raise gr.Error("pick a cut-out in the grid first")
+        br.decide(cutout_id, decision)
+        return (*items(order, cat), f"**{br.caption(cutout_id)}**")
+
+    listing = [grid, shown, summary]
+    for widget in (sort, category):
+        widget.change(items, [sort, category], listing)
+    grid.select(pick, [shown], [chosen, picked])
+    for button, decision in ((accept, "accept"), (reject, "reject"), (forget, None)):
+        button.click(lambda c, o, k, d=decision: decide(c, d, o, k), [chosen, sort, category], [*listing, picked])
+    app.load(items, [sort, category], listing)
+
+
+def ego_panel(gr, app, studio: Studio) -> None:
+    """Outline the ego vehicle on a frame, point by point, and save it as its scene source's `ego` polygon."""
+    frames = studio.frame_labels()
+    with gr.Accordion("Ego vehicle: outline the bonnet or dashboard", open=False, elem_id="ego-panel"):
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                frame = gr.Dropdown(frames, value=frames[0] if frames else None, label="Scene frame", elem_id="ego-frame")
+                text = gr.Markdown("Click the outline of the car's visible parts (bonnet, dashboard, mirror) on the "
+                                   "frame, point by point. Shaded: the source's ego mask as configured now.",
+                                   elem_id="ego-status")
+                undo = gr.Button("Undo point", elem_id="ego-undo")
+                clear = gr.Button("Clear", elem_id="ego-clear")
+                save = gr.Button("Save as this source's ego polygon", variant="primary", elem_id="ego-save")
+            with gr.Column(scale=3):
+                image = gr.Image(label="Frame", interactive=False, format="png", elem_id="ego-image")
+    points = gr.State([])
+
+    def show(label: str, pts: list, note: str = ""):
+        k = int(label.split(":", 1)[0])
+        return studio.ego_view(k, pts), pts, note or f"{len(pts)} points"
+
+    def add(label: str, pts: list, evt: gr.SelectData):  # evt.index: the click in the image's own pixels
+        return show(label, [*pts, [float(evt.index[0]), float(evt.index[1])]])
+
+    selected(gr, add)
+
+    def store(label: str, pts: list):
+        try:
+            path = studio.save_ego(int(label.split(":", 1)[0]), [tuple(p) for p in pts])
+        except ValueError as e:
+            raise gr.Error(str(e)) from None
+        return show(label, [], f"Saved to `{path}`; samples generated here use it from now on, and so does "
+                               f"`roadsynth generate {path} --out ...`")
+
+    outputs = [image, points, text]
+    frame.change(lambda f: show(f, []), [frame], outputs)
+    image.select(add, [frame, points], outputs)
+    undo.click(lambda f, p: show(f, p[:-1]), [frame, points], outputs)
+    clear.click(lambda f: show(f, []), [frame], outputs)
+    save.click(store, [frame, points], outputs)
+    app.load(lambda f: show(f, []), [frame], outputs)
 
 
 def launch(app: Any, host: str = "127.0.0.1", port: int | None = None, *, block: bool = True):

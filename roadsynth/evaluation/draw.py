@@ -53,3 +53,26 @@ def draw_detections(rgb: np.ndarray, detections: Iterable[tuple[str, Box, float]
         if score >= min_score:
             draw_box(out, box, DETECTION, 2, f"{name} {score:.2f}")
     return out
+
+
+EGO = (255, 200, 0)
+
+
+def shade(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = EGO, alpha: float = 0.35) -> np.ndarray:
+    """`mask`'s pixels tinted towards `color`."""
+    out = rgb.copy()
+    if mask.any():
+        out[mask] = (out[mask] * (1 - alpha) + np.asarray(color) * alpha).astype(np.uint8)
+    return out
+
+
+def draw_polygon(rgb: np.ndarray, points: Sequence[tuple[float, float]], color: tuple[int, int, int] = GENERATED
+                 ) -> np.ndarray:
+    """A polygon being drawn: its points as dots, joined in order and closed once it has three."""
+    out = rgb.copy()
+    pts = np.round(np.asarray(points, np.float64).reshape(-1, 2)).astype(np.int32)
+    if len(pts) >= 2:
+        cv2.polylines(out, [pts], len(pts) >= 3, color, 2, cv2.LINE_AA)
+    for x, y in pts:
+        cv2.circle(out, (int(x), int(y)), 4, color, -1, cv2.LINE_AA)
+    return out

@@ -8,15 +8,22 @@ in the folder marked `kept: false`, so a person can review them. The folder is a
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
-from roadsynth.datasets.io import atomic_write_json
-from roadsynth.generators.cutouts import CutoutBank, from_coco_polygons, from_msrc, from_weizmann
+import cv2
+import numpy as np
+
+from roadsynth.datasets.io import atomic_write_json, atomic_write_text, read_input
+from roadsynth.generators.cutouts import CutoutBank, from_coco_polygons, from_msrc, from_weizmann, read_index
 
 MASK_FORMATS = ("coco", "msrc", "weizmann")  # formats whose masks are the dataset's own
+DECISIONS = "decisions.csv"  # a person's review of a bank, beside its index (like MSRC's exclude.csv)
+MAX_DECISIONS_BYTES = 16 << 20
 
 
 def build_from_dataset(fmt: str, src: Path, *, images_root: Path | None = None,
@@ -67,3 +74,115 @@ def save_bank(bank: CutoutBank, out: Path, min_quality: float | None = None) -> 
     }
     atomic_write_json(out / "manifest.json", manifest, indent=1)
     return manifest
+
+
+def read_decisions(folder: Path) -> dict[str, str]:
+    """Cut-out id -> "accept" | "reject" from a bank's `decisions.csv` (columns id, decision; more columns,
+    such as the category and score the review page writes for a person reading it, are ignored). No file:
+    nothing reviewed."""
+    path = Path(folder) / DECISIONS
+    if not path.exists():
+        return {}
+    text = read_input(path, "bank review decisions", MAX_DECISIONS_BYTES).decode("utf-8", errors="replace")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    out = {}
+    for k, r in enumerate(rows, start=2):
+        decision = (r.get("decision") or "").strip().lower()
+        if not r.get("id") or decision not in ("accept", "reject"):
+            raise ValueError(f"{path} line {k}: expected columns id, decision (accept or reject), "
+                             f"but got {dict(r)}")
+        out[r["id"]] = decision
+    return out
+
+
+def save_decision(folder: Path, cutout_id: str, decision: str | None) -> Path:
+    """Record a person's `decision` ("accept", "reject"; None forgets it) on one cut-out of the bank in
+    `folder`, rewriting `decisions.csv` whole (atomically); returns its path."""
+    if decision not in ("accept", "reject", None):
+        raise ValueError(f"`decision` must be accept, reject or None, but got {decision!r}")
+    folder = Path(folder)
+    entries = {str(e["id"]): e for e in read_index(folder)}
+    if cutout_id not in entries:
+        raise ValueError(f"{folder}: no cut-out {cutout_id!r} in its index.json")
+    decisions = read_decisions(folder)
+    if decision is None:
+        decisions.pop(cutout_id, None)
+    else:
+        decisions[cutout_id] = decision
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "decision", "category", "quality"])
+    for cid, d in sorted(decisions.items()):
+        e = entries.get(cid, {})
+        w.writerow([cid, d, e.get("category", ""), e.get("quality", "")])
+    atomic_write_text(folder / DECISIONS, buf.getvalue())
+    return folder / DECISIONS
+
+
+SORTS = ("score, lowest first", "score, highest first", "category")
+
+
+class BankReview:
+    """A saved bank under review by a person: every cut-out (also the gate's refusals) with its score, its
+    gate verdict and the person's decision, which `decide` saves to `decisions.csv` at once."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.entries = {str(e["id"]): e for e in read_index(self.folder)}
+        self.bank = CutoutBank.load(self.folder, include_refused=True)
+        self.decisions = read_decisions(self.folder)
+
+    def __len__(self) -> int:
+        return len(self.bank.cutouts)
+
+    def ids(self, sort: str = SORTS[0], category: str | None = None) -> list[str]:
+        if sort not in SORTS:
+            raise ValueError(f"`sort` must be one of {', '.join(SORTS)}, but got {sort!r}")
+        cuts = [c for c in self.bank.cutouts if category in (None, "", "all") or c.category.lower() == category.lower()]
+        score = {c.id: -1.0 if c.quality is None else c.quality for c in cuts}
+        if sort == "category":
+            cuts.sort(key=lambda c: (c.category.lower(), score[c.id]))
+        else:
+            cuts.sort(key=lambda c: score[c.id], reverse=sort == SORTS[1])
+        return [c.id for c in cuts]
+
+    def status(self, cutout_id: str) -> str:
+        """`accepted` / `rejected` (a person's), else the gate's `kept` / `refused`."""
+        d = self.decisions.get(cutout_id)
+        if d is not None:
+            return "accepted" if d == "accept" else "rejected"
+        return "refused" if self.entries[cutout_id].get("kept") is False else "kept"
+
+    def in_use(self, cutout_id: str) -> bool:
+        """Whether a generation from this bank can paste it."""
+        return self.status(cutout_id) in ("kept", "accepted")
+
+    def caption(self, cutout_id: str) -> str:
+        c = self.bank.get(cutout_id)
+        q = "unscored" if c.quality is None else f"{c.quality:.2f}"
+        return f"{c.category} · {q} · {self.status(cutout_id)} · {cutout_id}"
+
+    def thumbnail(self, cutout_id: str, size: int = 160, grey: int = 128) -> np.ndarray:
+        """The cut-out over a neutral grey square: background it carries shows against it."""
+        c = self.bank.get(cutout_id)
+        a = c.alpha[..., None]
+        rgb = (c.rgb.astype(np.float32) * a + grey * (1 - a)).astype(np.uint8)
+        h, w = rgb.shape[:2]
+        s = size / max(h, w)
+        rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        out = np.full((size, size, 3), grey, np.uint8)
+        y, x = (size - rgb.shape[0]) // 2, (size - rgb.shape[1]) // 2
+        out[y:y + rgb.shape[0], x:x + rgb.shape[1]] = rgb
+        return out
+
+    def decide(self, cutout_id: str, decision: str | None) -> Path:
+        path = save_decision(self.folder, cutout_id, decision)
+        self.decisions = read_decisions(self.folder)
+        return path
+
+    def summary(self) -> str:
+        counts = Counter(self.status(i) for i in self.entries if self.bank.get(i) is not None)
+        used = sum(self.in_use(i) for i in self.entries if self.bank.get(i) is not None)
+        return (f"{len(self)} cut-outs: {counts['kept']} kept and {counts['refused']} refused by the quality gate, "
+                f"{counts['accepted']} accepted and {counts['rejected']} rejected by you; {used} go into generations "
+                f"(decisions: `{self.folder / DECISIONS}`)")

@@ -42,6 +42,9 @@ class Cutout:
     source_labels: tuple[tuple[str, tuple[int, int, int, int]], ...] | None = None
     # How far the mask can be trusted, from the photo alone (generators/mask_score.py); None: not scored.
     quality: float | None = None
+    # A person's decision in the bank's review (`decisions.csv`): "accept" keeps it whatever its score,
+    # "reject" never reaches a generation; None: not reviewed.
+    review: str | None = None
 
     @property
     def aspect(self) -> float:
@@ -122,10 +125,11 @@ class CutoutBank:
 
     def gate(self, min_quality: float) -> "CutoutBank":
         """The cut-outs scoring at least `min_quality`; the others are counted in `refused` by reason.
-        Unscored cut-outs (banks saved before scores existed) are kept."""
+        Unscored cut-outs (banks saved before scores existed) are kept, and so are the ones a person accepted
+        in review: the score is a guess from the photo, the person saw the cut-out."""
         kept, refused = [], dict(self.refused)
         for c in self.cutouts:
-            if c.quality is not None and c.quality < min_quality:
+            if c.quality is not None and c.quality < min_quality and c.review != "accept":
                 key = f"mask quality below {min_quality:g}"
                 refused[key] = refused.get(key, 0) + 1
             else:
@@ -153,25 +157,43 @@ class CutoutBank:
 
     @classmethod
     def load(cls, folder: str | Path, include_refused: bool = False) -> "CutoutBank":
+        """A saved bank with its review applied: cut-outs a person rejected (`decisions.csv`) are left out and
+        counted in `refused`, ones they accepted are in even where the bank's gate refused them. With
+        `include_refused`, every cut-out of the index, each with its `review` (for the review page)."""
+        from roadsynth.generators.bank import read_decisions
+
         folder = Path(folder)
-        try:
-            index = read_json(folder / "index.json", "cut-out bank index")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{folder}: not a cut-out bank (no index.json)") from None
-        if not isinstance(index, list):
-            raise ValueError(f"{folder / 'index.json'}: expected a list of cut-outs, but got {type(index).__name__}")
-        out = []
+        index = read_index(folder)
+        decisions = read_decisions(folder)
+        out, refused = [], {}
         for e in index:
-            if e.get("kept") is False and not include_refused:
-                continue
+            review = decisions.get(str(e.get("id")))
+            if not include_refused:
+                if review == "reject":
+                    refused["rejected in review"] = refused.get("rejected in review", 0) + 1
+                    continue
+                if e.get("kept") is False and review != "accept":
+                    continue
             with Image.open(inside(folder, e["file"], f"{folder / 'index.json'} entry {e.get('id')!r}")) as im:
                 rgba = np.asarray(im.convert("RGBA"))
             size, box, labels = e.get("source_size"), e.get("source_box"), e.get("source_labels")
             out.append(Cutout(e["id"], e["category"], np.ascontiguousarray(rgba[..., :3]),
                               rgba[..., 3].astype(np.float32) / 255.0, e["source"], e["mask_method"],
                               e.get("source_path"), tuple(size) if size else None, tuple(box) if box else None,
-                              tuple((k, tuple(b)) for k, b in labels) if labels else None, e.get("quality")))
-        return cls(out)
+                              tuple((k, tuple(b)) for k, b in labels) if labels else None, e.get("quality"),
+                              review))
+        return cls(out, refused=refused)
+
+
+def read_index(folder: Path) -> list[dict]:
+    """A saved bank's `index.json`: one entry per cut-out (file, id, category, quality, kept, ...)."""
+    try:
+        index = read_json(folder / "index.json", "cut-out bank index")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{folder}: not a cut-out bank (no index.json)") from None
+    if not isinstance(index, list) or not all(isinstance(e, dict) for e in index):
+        raise ValueError(f"{folder / 'index.json'}: expected a list of cut-out entries, but got {type(index).__name__}")
+    return index
 
 
 def _split_instances(mask: np.ndarray, min_area: int) -> list[np.ndarray]:

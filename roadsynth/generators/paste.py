@@ -196,6 +196,7 @@ class PasteInserter:
             "cutout_id": cut.id, "mask_method": cut.mask_method, "cutout_quality": cut.quality,
             "blend": self.blend, "scale": round(scale, 4),
             "flip": flipped, "match": m is not None, "shadow": self.shadow, "truncated": truncated,
+            **({"cutout_review": cut.review} if cut.review else {}),  # a person's decision on this cut-out
         })
         return Insertion(p, box, visible, (cx1, cy1, cx2, cy2), prov, scores)
 

@@ -200,3 +200,78 @@ def test_dose_response_panel_moves_along_the_curve(tmp_path, browser):
         assert "per doubling" in page.locator("#dose-summary").inner_text()
     finally:
         app.close()
+
+
+@pytest.mark.slow
+def test_bank_review_grid_and_ego_editor_in_the_browser(tmp_path, browser, network_audit):
+    """Curate a cut-out bank in its grid, and outline a bonnet that the saved config then carries."""
+    from roadsynth.config import load_config
+    from roadsynth.generators.bank import read_decisions, save_bank
+    from roadsynth.generators.cutouts import CutoutBank, from_weizmann
+    from roadsynth.review import Studio
+    from roadsynth.ui import build_app, launch
+    from tests.unit.test_ego_editor import user_config
+
+    bank = tmp_path / "bank"
+    save_bank(from_weizmann(ROOT / "data" / "sample" / "cutouts" / "weizmann_horse"), bank, min_quality=0.2)
+    n = len(CutoutBank.load(bank, include_refused=True))
+    cfg_path = user_config(tmp_path / "cfg")
+    studio = Studio(load_config(cfg_path), tmp_path / "session", config_path=cfg_path)
+    app, url = launch(build_app(studio=studio, bank=bank), port=_free_port(), block=False)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(url)
+        page.wait_for_function("n => document.querySelectorAll('#bank-grid img').length == n", arg=n, timeout=60_000)
+        assert f"{n} cut-outs" in page.locator("#bank-summary").inner_text()
+
+        def text_has(selector: str, text: str) -> None:
+            try:
+                page.wait_for_function("([s, t]) => document.querySelector(s)?.innerText.includes(t)",
+                                       arg=[selector, text], timeout=30_000)
+            except Exception:
+                raise AssertionError(f"{selector} never said {text!r}: {page.locator(selector).inner_text()!r}") from None
+
+        # Lowest score first: the first cut-out is one the gate refused. Accept it; reject the best one.
+        page.locator("#bank-grid img").first.click()
+        text_has("#bank-picked", "refused")
+        first = page.locator("#bank-picked").inner_text().split("·")[-1].strip()
+        page.click("#bank-accept")
+        text_has("#bank-summary", "1 accepted")
+        page.locator("#bank-grid img").last.click()
+        text_has("#bank-picked", "kept")
+        last = page.locator("#bank-picked").inner_text().split("·")[-1].strip()
+        page.click("#bank-reject")
+        text_has("#bank-summary", "1 rejected")
+        assert read_decisions(bank) == {first: "accept", last: "reject"}
+        used = {c.id for c in CutoutBank.load(bank).cutouts}  # what a generation from the bank pastes
+        assert first in used and last not in used
+
+        # The ego editor: four clicks along the bottom of the 640x480 frame, then save.
+        page.get_by_text("Ego vehicle: outline the bonnet or dashboard").click()
+        image = page.locator("#ego-image img")
+        image.wait_for(timeout=30_000)
+        image.scroll_into_view_if_needed()  # mouse clicks land in the viewport only
+        box = image.bounding_box()
+        for k, (u, v) in enumerate([(0.02, 0.80), (0.98, 0.80), (0.98, 0.98), (0.02, 0.98)], start=1):
+            page.mouse.click(box["x"] + u * box["width"], box["y"] + v * box["height"])
+            text_has("#ego-status", f"{k} points")
+            # A click while the frame is re-rendered lands on Gradio's pending overlay: wait until it is gone.
+            page.wait_for_function("""() => { const t = document.querySelector('#ego-image [data-testid=status-tracker]');
+                                              const i = document.querySelector('#ego-image img');
+                                              return (!t || t.classList.contains('hide')) && i && i.complete; }""")
+        page.click("#ego-save")
+        text_has("#ego-status", "Saved to")
+        ego = load_config(cfg_path.with_name("animals.ego.yaml")).generate.scenes[0].ego
+        assert len(ego.polygon) == 4
+        xs, ys = [p[0] for p in ego.polygon], [p[1] for p in ego.polygon]
+        assert min(xs) < 40 and max(xs) > 600 and 370 < min(ys) < 400 and max(ys) > 460  # frame pixels, not screen
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(tmp_path / "ui-bank.png"), full_page=True)
+        if os.environ.get("ROADSYNTH_UI_BANK_SCREENSHOT"):  # docs: ROADSYNTH_UI_BANK_SCREENSHOT=docs/img/ui-bank.png
+            from PIL import Image
+
+            Image.open(tmp_path / "ui-bank.png").convert("RGB").save(os.environ["ROADSYNTH_UI_BANK_SCREENSHOT"],
+                                                                     quality=85)
+    finally:
+        app.close()
+    assert network_audit.events == []
