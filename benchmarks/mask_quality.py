@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from roadsynth.datasets.io import load_image  # noqa: E402
-from roadsynth.generators.cutouts import iter_msrc_instances, iter_weizmann_instances  # noqa: E402
+from roadsynth.generators.cutout_sources import iter_msrc_instances, iter_weizmann_instances  # noqa: E402
 from roadsynth.generators.masks import measure_mask_quality  # noqa: E402
 
 

@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from roadsynth.datasets.io import encode_image, load_image  # noqa: E402
 from roadsynth.datasets.records import Box  # noqa: E402
-from roadsynth.generators.cutouts import CutoutBank, from_msrc, from_weizmann  # noqa: E402
+from roadsynth.generators.cutouts import CutoutBank  # noqa: E402
+from roadsynth.generators.cutout_sources import from_msrc, from_weizmann  # noqa: E402
 from roadsynth.generators.harmonize import MatchConfig, jpeg_quality  # noqa: E402
 from roadsynth.generators.paste import PasteInserter  # noqa: E402
 from roadsynth.geometry.records import Placement  # noqa: E402

@@ -170,7 +170,7 @@ def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> dict[str
     Category names are made canonical here, once: an inserted class that is a real class under another
     case (`ambulance` for the real `Ambulance`) takes the real spelling, so no output holds both.
     """
-    from roadsynth.generators.cutouts import build_bank_from_boxes
+    from roadsynth.generators.cutout_sources import build_bank_from_boxes
 
     train = load_split(train_path)
     spelling = {c.name.lower(): c.name for c in train.dataset.categories}

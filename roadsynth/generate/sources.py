@@ -14,7 +14,8 @@ from roadsynth.datasets.label_maps import read_label_map_frames
 from roadsynth.datasets.records import Category, Dataset
 from roadsynth.datasets.validate import validate_coco
 from roadsynth.datasets.yolo import read_yolo
-from roadsynth.generators.cutouts import CutoutBank, build_bank
+from roadsynth.generators.cutouts import CutoutBank
+from roadsynth.generators.cutout_sources import build_bank
 
 Sources = list[tuple[Dataset, Path]]  # per scene source: its frames and the folder their file names are in
 

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from roadsynth.datasets.io import atomic_write_json, atomic_write_text, read_input
-from roadsynth.generators.cutouts import CutoutBank, from_coco_polygons, from_msrc, from_weizmann, read_index
+from roadsynth.generators.cutouts import CutoutBank, read_index
+from roadsynth.generators.cutout_sources import from_coco_polygons, from_msrc, from_weizmann
 
 MASK_FORMATS = ("coco", "msrc", "weizmann")  # formats whose masks are the dataset's own
 DECISIONS = "decisions.csv"  # a person's review of a bank, beside its index (like MSRC's exclude.csv)
@@ -44,7 +45,7 @@ def build_from_dataset(fmt: str, src: Path, *, images_root: Path | None = None,
     else:
         from roadsynth.config.experiment import DatasetSource
         from roadsynth.datasets.sources import read_dataset
-        from roadsynth.generators.cutouts import build_bank_from_boxes
+        from roadsynth.generators.cutout_sources import build_bank_from_boxes
 
         split = read_dataset(DatasetSource(format=fmt, path=src, images_root=images_root, **reader_options))
         mapping = dict(class_map) if class_map else {c.name: c.name for c in split.dataset.categories}

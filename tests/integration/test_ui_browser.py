@@ -207,7 +207,8 @@ def test_bank_review_grid_and_ego_editor_in_the_browser(tmp_path, browser, netwo
     """Curate a cut-out bank in its grid, and outline a bonnet that the saved config then carries."""
     from roadsynth.config import load_config
     from roadsynth.generators.bank import read_decisions, save_bank
-    from roadsynth.generators.cutouts import CutoutBank, from_weizmann
+    from roadsynth.generators.cutouts import CutoutBank
+    from roadsynth.generators.cutout_sources import from_weizmann
     from roadsynth.review import Studio
     from roadsynth.ui import build_app, launch
     from tests.unit.test_ego_editor import user_config

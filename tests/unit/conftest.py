@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from roadsynth.datasets.records import Box
-from roadsynth.generators.cutouts import CutoutBank, from_msrc, from_weizmann
+from roadsynth.generators.cutouts import CutoutBank
+from roadsynth.generators.cutout_sources import from_msrc, from_weizmann
 from roadsynth.geometry.records import Placement
 from tests.conftest import DATA
 

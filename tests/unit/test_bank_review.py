@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from roadsynth.generators.bank import DECISIONS, BankReview, read_decisions, save_bank, save_decision
-from roadsynth.generators.cutouts import CutoutBank, from_weizmann
+from roadsynth.generators.cutouts import CutoutBank
+from roadsynth.generators.cutout_sources import from_weizmann
 from tests.conftest import DATA
 
 

@@ -276,7 +276,7 @@ def test_the_ui_curve_shows_a_dose_and_the_images_it_adds(tmp_path):
 
 
 def test_a_coco_photo_keeps_every_label_also_the_objects_the_bank_could_not_cut_out(tmp_path):
-    from roadsynth.generators.cutouts import from_coco_polygons
+    from roadsynth.generators.cutout_sources import from_coco_polygons
 
     photo(tmp_path / "imgs" / "p.jpg", w=100, h=80)
     square = lambda x, y, s: [[x, y, x + s, y, x + s, y + s, x, y + s]]  # noqa: E731

@@ -4,7 +4,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from roadsynth.generators.cutouts import CutoutBank, build_bank
+from roadsynth.generators.cutouts import CutoutBank
+
+from roadsynth.generators.cutout_sources import build_bank
 from tests.conftest import DATA
 
 
@@ -39,7 +41,7 @@ def test_msrc_segments_holding_several_animals_are_left_out(tmp_path):
     import csv
     import shutil
 
-    from roadsynth.generators.cutouts import from_msrc, iter_msrc_instances, msrc_exclusions
+    from roadsynth.generators.cutout_sources import from_msrc, iter_msrc_instances, msrc_exclusions
 
     root = DATA / "cutouts" / "msrc_v2_animals"
     listed = msrc_exclusions(root)

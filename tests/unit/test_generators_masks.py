@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from roadsynth.generators.cutouts import iter_msrc_instances
+from roadsynth.generators.cutout_sources import iter_msrc_instances
 from roadsynth.generators.masks import measure_mask_quality
 from tests.conftest import DATA
 
