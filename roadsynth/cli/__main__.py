@@ -1,0 +1,5 @@
+import sys
+
+from roadsynth.cli import main
+
+sys.exit(main())
