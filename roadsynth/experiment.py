@@ -32,7 +32,7 @@ from roadsynth.config import Config, CutoutSource, save_config
 from roadsynth.datasets.coco import read_coco, write_coco
 from roadsynth.datasets.io import atomic_write_json, inside, read_json, read_json_record
 from roadsynth.datasets.records import Dataset, DatasetSplit
-from roadsynth.datasets.sources import read_dataset
+from roadsynth.datasets.registry import read_dataset
 from roadsynth.datasets.split import count_per_category, filter_dataset, split_dataset
 
 

@@ -11,6 +11,10 @@ import typer
 from rich.markup import escape
 
 from roadsynth.cli.base import OVERWRITE, _fail, _print_skipped, command, console
+from roadsynth.datasets.registry import FORMATS
+
+# Cut-out banks come from any dataset format, and from two mask sets that are no detection datasets.
+CUTOUT_FORMATS = (*FORMATS, "msrc", "weizmann")
 
 
 
@@ -38,22 +42,16 @@ def validate(
     raise typer.Exit(1 if errors or (strict and problems) else 0)
 
 
-class ImportFormat(str, Enum):
-    yolo = "yolo"
-    coco = "coco"
-    kitti = "kitti"
-    nuscenes = "nuscenes"
-    nuimages = "nuimages"
-    bdd100k = "bdd100k"
-    cityscapes = "cityscapes"
+ImportFormat = Enum("ImportFormat", {name: name for name in FORMATS}, type=str)  # the registry's, in its order
+NEED_IMAGES_ROOT = " and ".join(name for name, f in FORMATS.items() if f.needs_images_root)
 
 
 @command("import")
 def import_(
     fmt: ImportFormat = typer.Argument(..., help="source format"),
-    src: Path = typer.Argument(..., help="YOLO / KITTI / nuScenes / nuImages / Cityscapes root, or COCO / BDD100K labels JSON"),
+    src: Path = typer.Argument(..., help="; ".join(f"{name}: {f.path}" for name, f in FORMATS.items())),
     out: Path = typer.Option(..., "--out", help="output folder: annotations.json + images/"),
-    images_root: Optional[Path] = typer.Option(None, "--images-root", help="coco and bdd100k: the images folder"),
+    images_root: Optional[Path] = typer.Option(None, "--images-root", help=f"{NEED_IMAGES_ROOT}: the images folder"),
     copy: bool = typer.Option(False, "--copy", help="copy images instead of symlinking the images folder"),
     version: Optional[str] = typer.Option(None, "--version", help="nuscenes / nuimages: table folder, e.g. "
                                                                   "v1.0-trainval (default v1.0-mini)"),
@@ -65,7 +63,7 @@ def import_(
     from roadsynth.config.experiment import DatasetSource
     from roadsynth.datasets.importer import import_dataset
 
-    if fmt in (ImportFormat.coco, ImportFormat.bdd100k) and images_root is None:
+    if FORMATS[fmt.value].needs_images_root and images_root is None:
         _fail(f"`--images-root` is required for {fmt.value} imports")
     bad = [m for m in class_map if "=" not in m or not m.split("=", 1)[0].strip()]
     if bad:
@@ -132,9 +130,9 @@ def export(
 def cutouts(
     src: Path = typer.Argument(..., help="a labelled dataset: YOLO / KITTI / ... root, COCO or BDD100K labels JSON, an "
                                          "MSRC or Weizmann folder"),
-    fmt: str = typer.Option(..., "--format", help="yolo coco kitti nuscenes nuimages bdd100k cityscapes msrc weizmann"),
+    fmt: str = typer.Option(..., "--format", help=" ".join(CUTOUT_FORMATS)),
     out: Path = typer.Option(..., "--out", help="the bank folder: one PNG per cut-out, index.json, manifest.json"),
-    images_root: Optional[Path] = typer.Option(None, "--images-root", help="coco and bdd100k: the images folder"),
+    images_root: Optional[Path] = typer.Option(None, "--images-root", help=f"{NEED_IMAGES_ROOT}: the images folder"),
     class_map: list[str] = typer.Option([], "--class-map", help="SOURCE=NAME: take this class, named NAME in the "
                                                                 "bank (repeatable; default every class)"),
     min_quality: Optional[float] = typer.Option(None, "--min-quality", help="refuse cut-outs whose mask quality "
@@ -145,9 +143,8 @@ def cutouts(
     from roadsynth.datasets.outdir import claim
     from roadsynth.generators.bank import build_from_dataset, save_bank
 
-    formats = ("yolo", "coco", "kitti", "nuscenes", "nuimages", "bdd100k", "cityscapes", "msrc", "weizmann")
-    if fmt not in formats:
-        _fail(f"`--format` must be one of {', '.join(formats)}, but got {fmt!r}")
+    if fmt not in CUTOUT_FORMATS:
+        _fail(f"`--format` must be one of {', '.join(CUTOUT_FORMATS)}, but got {fmt!r}")
     if min_quality is not None and not 0 <= min_quality <= 1:
         _fail(f"`--min-quality` must be in [0, 1], but got {min_quality}")
     bad = [m for m in class_map if "=" not in m or not m.split("=", 1)[0].strip()]

@@ -11,12 +11,10 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-_READER_FORMATS = ("kitti", "nuscenes", "nuimages", "bdd100k", "cityscapes")
-
-
 class ReaderOptions(Section):
-    """What the readers of the public driving datasets' layouts (datasets/formats) take beyond a path: mixed into
-    every section that names a dataset on disk with a `format`."""
+    """What the dataset readers (datasets/registry.py) take beyond a path: mixed into every section that names a
+    dataset on disk with a `format`. Which options a format takes, and whether it needs `images_root`, is
+    declared by its reader (`Format.options`, `Format.needs_images_root`)."""
 
     version: str | None = Field(None, description="nuscenes / nuimages: the table folder, e.g. v1.0-trainval "
                                                    "(default v1.0-mini)")
@@ -26,14 +24,18 @@ class ReaderOptions(Section):
 
     @model_validator(mode="after")
     def _check_reader_options(self) -> "ReaderOptions":
-        fmt = getattr(self, "format", None)
-        for key, formats in (("version", ("nuscenes", "nuimages")), ("split", ("cityscapes",)),
-                             ("class_map", _READER_FORMATS)):
-            if getattr(self, key) and fmt not in formats:
-                raise ValueError(f"`{key}` applies to format {' / '.join(formats)} only, but format is {fmt}")
+        from roadsynth.datasets.registry import FORMATS
+
+        fmt = FORMATS.get(getattr(self, "format", None))
+        for key in ("version", "split", "class_map"):
+            if getattr(self, key) and (fmt is None or key not in fmt.options):
+                takes = [f for f, x in FORMATS.items() if key in x.options]
+                raise ValueError(f"`{key}` applies to format {' / '.join(takes)} only, but format is {self.format}")
+        if fmt is not None and fmt.needs_images_root and getattr(self, "images_root", None) is None:
+            raise ValueError(f"`images_root` is required for format {fmt.name} ({getattr(self, 'path', '')})")
         return self
 
     def reader_options(self) -> dict[str, Any]:
-        """Keyword arguments of `datasets.formats.read_format` (only those that are set)."""
+        """Keyword arguments of `datasets.registry.read_format` (only those that are set)."""
         return {k: v for k, v in (("version", self.version), ("split", self.split),
                                   ("class_map", dict(self.class_map))) if v}

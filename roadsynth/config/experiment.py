@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from roadsynth.config.base import ReaderOptions, Section
+from roadsynth.datasets.registry import DATASET_FORMATS
 from roadsynth.generators.conditions import CONDITIONS as WEATHER_CONDITIONS
 
 
@@ -15,15 +16,9 @@ class DatasetSource(ReaderOptions):
     """A labelled dataset on disk: a YOLO root (with data.yaml), a COCO file plus its images folder, or a public
     driving dataset in its own layout (with the readers' `version`, `split`, `class_map`)."""
 
-    format: Literal["yolo", "coco", "kitti", "nuscenes", "nuimages", "bdd100k", "cityscapes"]
-    path: Path  # YOLO / KITTI / nuScenes / Cityscapes root, or the COCO / BDD100K label json
-    images_root: Path | None = None  # coco and bdd100k: the images folder
-
-    @model_validator(mode="after")
-    def _check_source(self) -> "DatasetSource":
-        if self.format in ("coco", "bdd100k") and self.images_root is None:
-            raise ValueError(f"`images_root` is required for format {self.format} ({self.path})")
-        return self
+    format: Literal[DATASET_FORMATS]
+    path: Path  # what it is depends on the format (`Format.path`): a dataset root or a labels file
+    images_root: Path | None = None  # the images folder, for the formats that need one (coco, bdd100k)
 
 
 class RealDataConfig(DatasetSource):

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from roadsynth.config.base import ReaderOptions, Section
+from roadsynth.datasets.registry import FORMATS, FRAME_FORMATS, SCENE_FORMATS
 from roadsynth.datasets.sampling import SceneFilter
 from roadsynth.generators.conditions import CONDITIONS as WEATHER_CONDITIONS
 from roadsynth.generators.harmonize import MatchConfig
@@ -108,9 +109,9 @@ class SceneSource(ReaderOptions):
     """
 
     name: str
-    format: Literal["label_maps", "coco", "yolo", "folder", "kitti", "nuscenes", "nuimages", "bdd100k", "cityscapes"]
-    path: Path  # images folder (label_maps/folder), annotations json (coco, bdd100k), dataset root (the others)
-    images_root: Path | None = None  # coco and bdd100k only
+    format: Literal[SCENE_FORMATS]
+    path: Path  # images folder (label_maps/folder); for a dataset format what its reader says (`Format.path`)
+    images_root: Path | None = None  # the images folder, for the formats that need one (coco, bdd100k)
     label_maps: Path | None = None
     road_values: list[int] = [3]
     object_values: dict[int, str] = {}
@@ -142,7 +143,8 @@ class SceneSource(ReaderOptions):
     def ego_warning(self) -> str | None:
         """One line for a source whose frames may show the ego vehicle with nothing to say where: plain
         folders and box datasets give no drivable-area labels, so the ground estimate can run onto a bonnet."""
-        if self.ego is not None or self.ego_in_view is False or self.format not in ("folder", "coco", "yolo"):
+        if self.ego is not None or self.ego_in_view is False or not (
+                self.format == "folder" or (self.format in FORMATS and FORMATS[self.format].any_camera)):
             return None
         return (f"scene source `{self.name}` ({self.format}) has no `ego` mask: if a bonnet or dashboard is in view, "
                 "objects can be placed on it. Give `ego: {polygon: [[x, y], ...]}` (pixels), `{bottom_frac: 0.2}` or "
@@ -155,7 +157,7 @@ class SceneSource(ReaderOptions):
             return self.labels_complete
         if self.pseudo_labels is not None:
             return True
-        return self.format not in ("folder", "label_maps") or (self.format == "label_maps" and bool(self.object_values))
+        return self.format not in FRAME_FORMATS or (self.format == "label_maps" and bool(self.object_values))
 
 
 class CutoutSource(Section):

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from roadsynth.datasets.io import atomic_write_json, read_json
-from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord, Provenance
+from roadsynth.datasets.formats import Format
+from roadsynth.datasets.records import Annotation, Box, Category, Dataset, DatasetSplit, ImageRecord, Provenance
+from roadsynth.datasets.validate import validate_coco
 
 _IMAGE_KEYS = {"id", "file_name", "width", "height"}
 _ANN_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "provenance", "attributes"}
@@ -154,3 +156,57 @@ def read_coco(path: str | Path) -> Dataset:
 
 def write_coco(ds: Dataset, path: str | Path) -> None:
     atomic_write_json(path, dataset_to_coco_dict(ds))
+
+
+def read_coco_lenient(path: Path) -> Dataset:
+    """COCO scene source minus the records the validator objects to, each listed with its problem (image
+    files are checked later, per frame, when they are loaded). Only a file with nothing usable (not JSON,
+    no `images`/`categories` list, no valid category) is an error for the whole file."""
+    try:
+        raw = read_json(path, "COCO scene source")
+    except OSError as e:
+        raise ValueError(f"{path}: not a readable COCO file ({type(e).__name__}: {e})") from None
+    problems = validate_coco(raw, None, check_images=False, source=str(path))
+    fatal = [p for p in problems if not p.where.startswith(("image ", "annotation ", "category "))]
+    if fatal:
+        raise ValueError(f"{path}: not a usable COCO file: " + "; ".join(str(p) for p in fatal[:5]))
+    images, anns, cats = _usable(raw["images"]), _usable(raw["annotations"]), _usable(raw["categories"])
+    bad_images = _ids_named(problems, "image")
+    bad_cats = _ids_named(problems, "category")
+    cats = {i: c for i, c in cats.items() if i not in bad_cats}
+    if not cats:
+        raise ValueError(f"{path}: not a usable COCO file: no valid category")
+    images = {i: im for i, im in images.items() if i not in bad_images}
+    bad_anns = _ids_named(problems, "annotation")
+    anns = {i: a for i, a in anns.items() if i not in bad_anns and a.get("image_id") in images
+            and a.get("category_id") in cats}
+    raw = {**raw, "images": list(images.values()), "annotations": list(anns.values()), "categories": list(cats.values())}
+    ds = dataset_from_coco_dict(raw, source=str(path))
+    return ds.with_(info={**dict(ds.info), "problems": [{"file": str(path), "error": str(p)} for p in problems]})
+
+
+def _usable(records: list) -> dict[int, dict]:
+    """Records with a positive integer id, the first of each id (a later duplicate never drops the original)."""
+    out: dict[int, dict] = {}
+    for r in records:
+        i = r.get("id") if isinstance(r, dict) else None
+        if isinstance(i, int) and not isinstance(i, bool) and i > 0 and i not in out:
+            out[i] = r
+    return out
+
+
+def _ids_named(problems, kind: str) -> set[int]:
+    """Ids of `kind` records with a problem other than being a duplicate (the first of an id stays)."""
+    out = set()
+    for p in problems:
+        parts = p.where.split()
+        if parts[0] == kind and len(parts) > 1 and parts[1].isdigit() and p.message != "duplicate id":
+            out.add(int(parts[1]))
+    return out
+
+
+FORMAT = Format("coco", "the annotations JSON (with `images_root`: the folder its file names are in)",
+                lambda path, images_root: DatasetSplit(read_coco(path), Path(images_root)),
+                needs_images_root=True, any_camera=True,
+                read_frames=lambda path, images_root, max_pixels=None: DatasetSplit(read_coco_lenient(path),
+                                                                                    Path(images_root)))

@@ -9,7 +9,7 @@ from typing import Any
 from roadsynth.datasets.coco import write_coco
 from roadsynth.datasets.outdir import OutputFolderError, claim
 from roadsynth.datasets.records import DatasetSplit
-from roadsynth.datasets.sources import read_dataset
+from roadsynth.datasets.registry import read_format
 from roadsynth.datasets.validate import Problem, validate_coco_file
 
 
@@ -18,7 +18,7 @@ def import_dataset(fmt: str, src: Path, out: Path, *, images_root: Path | None =
     """Read `src` in `fmt` (`options`: the format reader's `version`, `split`, `class_map`), write
     `out/annotations.json` and `out/images` (a link to the source's images, or a copy), validate the result;
     returns the dataset and the validator's problems."""
-    split = read_dataset(_Source(fmt, Path(src), images_root, options))
+    split = read_format(fmt, src, images_root, **options)
     root = Path(split.images_root).resolve()
     if copy and Path(out).resolve().is_relative_to(root):
         # Copying a folder into itself would recurse until the disk or the path length gives out.
@@ -40,11 +40,3 @@ def import_dataset(fmt: str, src: Path, out: Path, *, images_root: Path | None =
             images.symlink_to(root, target_is_directory=True)
     write_coco(split.dataset, Path(out) / "annotations.json")
     return DatasetSplit(split.dataset, images), validate_coco_file(Path(out) / "annotations.json", images)
-
-
-class _Source:
-    def __init__(self, format: str, path: Path, images_root: Path | None, options: dict[str, Any]):
-        self.format, self.path, self.images_root, self.options = format, path, images_root, options
-
-    def reader_options(self) -> dict[str, Any]:
-        return self.options

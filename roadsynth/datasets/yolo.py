@@ -19,7 +19,8 @@ from typing import Literal
 import yaml
 
 from roadsynth.datasets.io import IMAGE_SUFFIXES, MAX_PIXELS, ImageLoadError, atomic_write_text, image_size, inside
-from roadsynth.datasets.records import Annotation, Box, Category, Dataset, ImageRecord
+from roadsynth.datasets.formats import Format
+from roadsynth.datasets.records import Annotation, Box, Category, Dataset, DatasetSplit, ImageRecord
 
 class YoloFormatError(ValueError):
     pass
@@ -174,3 +175,13 @@ def write_yolo_splits(splits: dict[str, tuple[Dataset, Path]], out_dir: str | Pa
             "nc": len(class_names), "names": list(class_names)}
     atomic_write_text(out_dir / "data.yaml", yaml.safe_dump(meta, sort_keys=False))
     return out_dir / "data.yaml"
+
+
+def _read_frames(path: Path, images_root: Path | None = None, max_pixels: int | None = MAX_PIXELS) -> DatasetSplit:
+    ds, root = read_yolo(path, strict=False, max_pixels=max_pixels)
+    problems = [{"file": p.split(":")[0], "error": p} for p in ds.info.get("problems", [])]
+    return DatasetSplit(ds.with_(info={**dict(ds.info), "problems": problems}), root)
+
+
+FORMAT = Format("yolo", "the dataset root (data.yaml, images/, labels/)",
+                lambda path, images_root=None: DatasetSplit(*read_yolo(path)), read_frames=_read_frames, any_camera=True)

@@ -31,7 +31,7 @@ from roadsynth.config import StarterConfig
 from roadsynth.datasets.io import atomic_write_json, atomic_write_text, read_json
 from roadsynth.datasets.merge import link_merged
 from roadsynth.datasets.records import Category, Dataset
-from roadsynth.datasets.sources import read_dataset
+from roadsynth.datasets.registry import read_dataset
 from roadsynth.datasets.split import filter_dataset, split_dataset
 from roadsynth.detectors.base import DatasetSplit
 from roadsynth.detectors.reuse import library_version

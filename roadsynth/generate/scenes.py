@@ -16,6 +16,7 @@ import numpy as np
 from roadsynth.config import CameraConfig, SceneSource
 from roadsynth.datasets.label_maps import read_label_map, road_mask
 from roadsynth.datasets.records import Box, Dataset, ImageRecord
+from roadsynth.datasets.registry import FORMATS
 from roadsynth.geometry import ego, regions
 from roadsynth.geometry.camera import GroundCamera, GroundModel, LinearHorizon
 from roadsynth.geometry.fit import FitResult, fit_linear_horizon
@@ -73,7 +74,8 @@ def trusted_label_map(record: ImageRecord, src: SceneSource) -> Path | None:
         return None
     # The folder the config declares vouches for any format (an imported Cityscapes or BDD100K COCO names the
     # original label maps); a Cityscapes root vouches for its own gtFine.
-    roots = [Path(r).resolve() for r in (src.label_maps, src.path if src.format == "cityscapes" else None) if r]
+    own = src.format in FORMATS and FORMATS[src.format].label_maps_in_path
+    roots = [Path(r).resolve() for r in (src.label_maps, src.path if own else None) if r]
     path = Path(str(lm)).resolve()
     if not any(path.is_relative_to(r) for r in roots):
         hint = ("declare the folder that holds it as the scene source's `label_maps` to use it" if not src.label_maps

@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from roadsynth.config import GenerateConfig, SceneSource
-from roadsynth.datasets.coco import dataset_from_coco_dict
-from roadsynth.datasets.io import MAX_PIXELS, read_json
+from roadsynth.datasets.io import MAX_PIXELS
 from roadsynth.datasets.label_maps import read_label_map_frames
 from roadsynth.datasets.records import Category, Dataset
-from roadsynth.datasets.validate import validate_coco
-from roadsynth.datasets.yolo import read_yolo
+from roadsynth.datasets.registry import FRAME_FORMATS, get_format, read_format
 from roadsynth.generators.cutouts import CutoutBank
 from roadsynth.generators.cutout_sources import build_bank
 
@@ -37,75 +35,24 @@ def load_scene_source(src: SceneSource, max_pixels: int | None = MAX_PIXELS) -> 
 
 
 def _read_scene_source(src: SceneSource, max_pixels: int | None) -> tuple[Dataset, Path]:
-    if src.format in ("label_maps", "folder"):
+    if src.format in FRAME_FORMATS:
         ds = read_label_map_frames(
             src.path, src.label_maps, object_values=src.object_values, min_object_px=src.min_object_px,
             scene_regex=src.scene_regex, source_name=src.name, max_pixels=max_pixels,
         )
         return ds, src.path
-    if src.format == "coco":
-        if src.images_root is None:
-            raise ValueError(f"scene source `{src.name}`: `images_root` is required for format coco")
-        return read_coco_lenient(src.path), src.images_root
-    if src.format != "yolo":  # the public driving datasets' layouts; each reader lists what it could not read
-        from roadsynth.datasets.formats import read_format
-
-        options = src.reader_options()
-        if src.format == "bdd100k" and src.label_maps:
-            options["drivable_maps"] = src.label_maps
-        split = read_format(src.format, src.path, src.images_root, **options)
-        problems = [{"file": str(src.path), "error": p} for p in split.dataset.info.get("problems", [])]
-        return split.dataset.with_(info={**dict(split.dataset.info), "problems": problems}), Path(split.images_root)
-    ds, root = read_yolo(src.path, strict=False, max_pixels=max_pixels)
-    problems = [{"file": p.split(":")[0], "error": p} for p in ds.info.get("problems", [])]
-    return ds.with_(info={**dict(ds.info), "problems": problems}), root
-
-
-def read_coco_lenient(path: Path) -> Dataset:
-    """COCO scene source minus the records the validator objects to, each listed with its problem (image
-    files are checked later, per frame, when they are loaded). Only a file with nothing usable (not JSON,
-    no `images`/`categories` list, no valid category) is an error for the whole file."""
-    try:
-        raw = read_json(path, "COCO scene source")
-    except OSError as e:
-        raise ValueError(f"{path}: not a readable COCO file ({type(e).__name__}: {e})") from None
-    problems = validate_coco(raw, None, check_images=False, source=str(path))
-    fatal = [p for p in problems if not p.where.startswith(("image ", "annotation ", "category "))]
-    if fatal:
-        raise ValueError(f"{path}: not a usable COCO file: " + "; ".join(str(p) for p in fatal[:5]))
-    images, anns, cats = _usable(raw["images"]), _usable(raw["annotations"]), _usable(raw["categories"])
-    bad_images = _ids_named(problems, "image")
-    bad_cats = _ids_named(problems, "category")
-    cats = {i: c for i, c in cats.items() if i not in bad_cats}
-    if not cats:
-        raise ValueError(f"{path}: not a usable COCO file: no valid category")
-    images = {i: im for i, im in images.items() if i not in bad_images}
-    bad_anns = _ids_named(problems, "annotation")
-    anns = {i: a for i, a in anns.items() if i not in bad_anns and a.get("image_id") in images
-            and a.get("category_id") in cats}
-    raw = {**raw, "images": list(images.values()), "annotations": list(anns.values()), "categories": list(cats.values())}
-    ds = dataset_from_coco_dict(raw, source=str(path))
-    return ds.with_(info={**dict(ds.info), "problems": [{"file": str(path), "error": str(p)} for p in problems]})
-
-
-def _usable(records: list) -> dict[int, dict]:
-    """Records with a positive integer id, the first of each id (a later duplicate never drops the original)."""
-    out: dict[int, dict] = {}
-    for r in records:
-        i = r.get("id") if isinstance(r, dict) else None
-        if isinstance(i, int) and not isinstance(i, bool) and i > 0 and i not in out:
-            out[i] = r
-    return out
-
-
-def _ids_named(problems, kind: str) -> set[int]:
-    """Ids of `kind` records with a problem other than being a duplicate (the first of an id stays)."""
-    out = set()
-    for p in problems:
-        parts = p.where.split()
-        if parts[0] == kind and len(parts) > 1 and parts[1].isdigit() and p.message != "duplicate id":
-            out.add(int(parts[1]))
-    return out
+    fmt = get_format(src.format)
+    if fmt.needs_images_root and src.images_root is None:
+        raise ValueError(f"scene source `{src.name}`: `images_root` is required for format {fmt.name}")
+    options = src.reader_options()
+    if fmt.label_maps_option and src.label_maps:
+        options[fmt.label_maps_option] = src.label_maps
+    if fmt.read_frames is not None:  # skips bad records itself, each listed with its file
+        split = fmt.read_frames(src.path, src.images_root, max_pixels, **options)
+        return split.dataset, Path(split.images_root)
+    split = read_format(src.format, src.path, src.images_root, **options)
+    problems = [{"file": str(src.path), "error": p} for p in split.dataset.info.get("problems", [])]
+    return split.dataset.with_(info={**dict(split.dataset.info), "problems": problems}), Path(split.images_root)
 
 
 def build_bank_for(cfg: GenerateConfig) -> CutoutBank:

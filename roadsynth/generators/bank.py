@@ -44,7 +44,7 @@ def build_from_dataset(fmt: str, src: Path, *, images_root: Path | None = None,
         bank = from_coco_polygons(src, images_root, list(class_map) if class_map else names)
     else:
         from roadsynth.config.experiment import DatasetSource
-        from roadsynth.datasets.sources import read_dataset
+        from roadsynth.datasets.registry import read_dataset
         from roadsynth.generators.cutout_sources import build_bank_from_boxes
 
         split = read_dataset(DatasetSource(format=fmt, path=src, images_root=images_root, **reader_options))

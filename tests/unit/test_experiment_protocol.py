@@ -140,7 +140,7 @@ def test_arm_pairs_add_the_ablation_and_the_longer_training_control():
 
 def test_starter_selection_drops_long_tail_images_reviewed_images_and_other_classes(tmp_path):
     from roadsynth.datasets.merge import link_merged
-    from roadsynth.datasets.sources import read_dataset
+    from roadsynth.datasets.registry import read_dataset
     from roadsynth.detectors.starter import select_images
 
     cfg = load_model(ROOT / "configs" / "starter.yaml", StarterConfig)
@@ -159,7 +159,7 @@ def test_starter_selection_drops_long_tail_images_reviewed_images_and_other_clas
 
 def test_starter_config_refuses_a_reviewed_name_that_matches_no_image(tmp_path):
     from roadsynth.datasets.merge import link_merged
-    from roadsynth.datasets.sources import read_dataset
+    from roadsynth.datasets.registry import read_dataset
     from roadsynth.detectors.starter import select_images
 
     cfg = load_model(ROOT / "configs" / "starter.yaml", StarterConfig)

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from roadsynth.cli import app
-from roadsynth.datasets.formats import read_format
+from roadsynth.datasets.registry import read_format
 from roadsynth.datasets.records import Box
 from tests.conftest import FIXTURES, ROOT
 

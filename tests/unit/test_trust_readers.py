@@ -35,7 +35,7 @@ def test_camera_intrinsics_file_errors_name_the_file(tmp_path):
 
 
 def test_coco_scene_source_refuses_a_folder_and_broken_json_naming_it(tmp_path):
-    from roadsynth.generate.sources import read_coco_lenient
+    from roadsynth.datasets.coco import read_coco_lenient
 
     (tmp_path / "labels.json").mkdir()
     with pytest.raises(InputFileError, match="labels.json"):

@@ -4,55 +4,38 @@ then sizes objects from the real camera (`scale_source: calibration`) instead of
 
 Every reader keeps what a perception team slices by (weather, time of day, occlusion, truncation) as
 attributes, and reports what it could not read, one line per item, in `info["problems"]`; an unknown
-class is kept under its own name (or mapped with `class_map`) and reported, never dropped.
+class is kept under its own name (or mapped with `class_map`) and reported, never dropped. Each module
+declares its layout as a `Format` (below); `datasets/registry.py` lists them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 from roadsynth.datasets.records import DatasetSplit
 
-FORMATS = ("kitti", "nuscenes", "nuimages", "bdd100k", "cityscapes")
+@dataclass(frozen=True)
+class Format:
+    """A dataset layout roadsynth reads, declared by its reader module as `FORMAT` and listed once in
+    `datasets/registry.py`; the CLI, configs, scene sources, experiment data and `import` take it from there.
 
+    `read(path, images_root, **options)` returns a `DatasetSplit` and lists what it could not read, one line per
+    item, in `info["problems"]`. `read_frames(path, images_root, max_pixels, **options)`, where given, is how a
+    scene source reads it (bad records skipped, each problem as {"file", "error"}); by default `read` is, with
+    its problems attributed to `path`."""
 
-def read_format(fmt: str, path: Path, images_root: Path | None = None, **options: Any) -> DatasetSplit:
-    """The dataset at `path` in one of `FORMATS` (the readers import only their own module)."""
-    readers: dict[str, Callable[[], DatasetSplit]] = {
-        "kitti": lambda: _kitti().read_kitti(path, **options),
-        "nuscenes": lambda: _nuscenes().read_nuscenes(path, **options),
-        "nuimages": lambda: _nuscenes().read_nuimages(path, **options),
-        "bdd100k": lambda: _bdd().read_bdd100k(path, images_root, **options),
-        "cityscapes": lambda: _cityscapes().read_cityscapes(path, **options),
-    }
-    if fmt not in readers:
-        raise ValueError(f"`format` must be one of {list(FORMATS)}, but got {fmt!r}")
-    return readers[fmt]()
-
-
-def _kitti():
-    from roadsynth.datasets.formats import kitti
-
-    return kitti
-
-
-def _nuscenes():
-    from roadsynth.datasets.formats import nuscenes
-
-    return nuscenes
-
-
-def _bdd():
-    from roadsynth.datasets.formats import bdd100k
-
-    return bdd100k
-
-
-def _cityscapes():
-    from roadsynth.datasets.formats import cityscapes
-
-    return cityscapes
+    name: str
+    path: str  # what a source's `path` names in this layout (help texts, docs)
+    read: Callable[..., DatasetSplit]
+    options: tuple[str, ...] = ()  # the reader options it takes beyond a path (`config.base.ReaderOptions`)
+    needs_images_root: bool = False
+    read_frames: Callable[..., DatasetSplit] | None = None
+    label_maps_option: str | None = None  # the reader option a scene source's `label_maps` goes to
+    label_maps_in_path: bool = False  # its root holds its own label maps (trusted like a declared `label_maps`)
+    # Frames from any camera (a bonnet may be in view) rather than a documented rig: a scene source without
+    # `ego` gets a warning.
+    any_camera: bool = False
 
 
 def camera_block(fx: float, fy: float, cx: float, cy: float, height_m: float, pitch_deg: float, source: str) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from roadsynth.datasets.formats import Categories
+from roadsynth.datasets.formats import Categories, Format
 from roadsynth.datasets.io import ImageLoadError, image_size, inside, read_json
 from roadsynth.datasets.records import Annotation, Box, Dataset, DatasetSplit, ImageRecord
 
@@ -75,3 +75,7 @@ def read_bdd100k(labels: str | Path, images_root: str | Path | None, *, class_ma
     ds = Dataset(tuple(records), tuple(anns), cats.categories(), info={"source": str(labels), "format": "bdd100k",
                                                                        "problems": problems})
     return DatasetSplit(ds, images_root)
+
+
+FORMAT = Format("bdd100k", "the labels JSON (with `images_root`: the folder of the images it names)", read_bdd100k,
+                 options=("class_map",), needs_images_root=True, label_maps_option="drivable_maps")

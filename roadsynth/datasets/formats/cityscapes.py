@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from roadsynth.datasets.formats import Categories, camera_block
+from roadsynth.datasets.formats import Categories, Format, camera_block
 from roadsynth.datasets.io import ImageLoadError, image_size, read_json
 from roadsynth.datasets.records import Annotation, Box, Dataset, DatasetSplit, ImageRecord
 
@@ -78,3 +78,8 @@ def read_cityscapes(root: str | Path, *, split: str = "train", class_map: dict[s
     ds = Dataset(tuple(records), tuple(anns), cats.categories(), info={"source": str(root), "format": "cityscapes",
                                                                        "split": split, "problems": problems})
     return DatasetSplit(ds, images_dir)
+
+
+FORMAT = Format("cityscapes", "the dataset root (leftImg8bit/, gtFine/, camera/)",
+                 lambda path, images_root=None, **options: read_cityscapes(path, **options),
+                 options=("split", "class_map"), label_maps_in_path=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from roadsynth.datasets.formats import Categories, camera_block
+from roadsynth.datasets.formats import Categories, Format, camera_block
 from roadsynth.datasets.io import IMAGE_SUFFIXES, ImageLoadError, image_size
 from roadsynth.datasets.records import Annotation, Box, Dataset, DatasetSplit, ImageRecord
 
@@ -76,3 +76,7 @@ def read_kitti(root: str | Path, *, class_map: dict[str, str] | None = None,
     ds = Dataset(tuple(records), tuple(anns), cats.categories(), info={"source": str(root), "format": "kitti",
                                                                        "problems": problems})
     return DatasetSplit(ds, images_dir)
+
+
+FORMAT = Format("kitti", "the dataset root (image_2/, label_2/, calib/)",
+                lambda path, images_root=None, **options: read_kitti(path, **options), options=("class_map",))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from roadsynth.datasets.formats import Categories, camera_block
+from roadsynth.datasets.formats import Categories, Format, camera_block
 from roadsynth.datasets.io import read_json
 from roadsynth.datasets.records import Annotation, Box, Dataset, DatasetSplit, ImageRecord
 
@@ -167,3 +167,11 @@ def read_nuimages(root: str | Path, *, version: str = "v1.0-mini", class_map: di
     ds = Dataset(tuple(records), tuple(anns), cats.categories(),
                  info={"source": str(root), "format": "nuimages", "version": version, "problems": problems})
     return DatasetSplit(ds, root)
+
+
+NUSCENES = Format("nuscenes", "the dataset root (samples/, the version's table folder)",
+                  lambda path, images_root=None, **options: read_nuscenes(path, **options),
+                  options=("version", "class_map"))
+NUIMAGES = Format("nuimages", "the dataset root (samples/, the version's table folder)",
+                  lambda path, images_root=None, **options: read_nuimages(path, **options),
+                  options=("version", "class_map"))
