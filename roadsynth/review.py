@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from roadsynth.config import Config, save_config
+from roadsynth.config import Config, DetectorConfig, save_config
 from roadsynth.datasets.coco import dataset_to_coco_dict, read_coco
 from roadsynth.datasets.io import atomic_write_json, inside, load_image, read_json, read_json_record
 from roadsynth.datasets.records import Annotation, Dataset
@@ -227,15 +227,13 @@ def list_runs(experiment_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def detect(weights: Path, rgb_path: Path, names: dict[int, str], rgb: np.ndarray, imgsz: int = 256,
-           min_score: float = 0.25) -> np.ndarray:
-    """The trained detector's boxes on one image (cyan), scores >= `min_score`."""
-    from roadsynth.config import DetectorConfig
+def detect(detector: DetectorConfig, weights: Path, rgb: np.ndarray, min_score: float = 0.25) -> np.ndarray:
+    """A trained detector's boxes on one image (cyan), scores >= `min_score`: the experiment's own detector
+    section (`make_detector`) loads the run's weights."""
     from roadsynth.detectors import make_detector
 
-    preds = make_detector(DetectorConfig(imgsz=imgsz)).predict(Path(weights), [(0, Path(rgb_path))])
-    return draw_detections(rgb, [(names.get(p.category_id, str(p.category_id)), p.box, p.score) for p in preds],
-                           min_score)
+    [found] = make_detector(detector).load(Path(weights), min_score)([rgb])
+    return draw_detections(rgb, found, min_score)
 
 
 class DoseCurve:

@@ -75,16 +75,13 @@ def build_app(*, studio: Studio | None = None, dataset: Path | None = None, expe
     if dataset is not None:
         reviews["current"] = Review(Path(dataset), studio.scene_roots if studio is not None else ())
     runs = list_runs(experiment) if experiment is not None else []
-    test_names: dict[int, str] = {}
-    det_imgsz = 256
+    detector = None  # the experiment's own detector section: it loads the runs' weights
     if experiment is not None:
-        from roadsynth.config import load_config
-        from roadsynth.datasets.coco import read_coco
+        from roadsynth.config import DetectorConfig, load_config
 
-        test_names = {c.id: c.name for c in read_coco(Path(experiment) / "splits" / "test.json").categories}
         cfg_path = Path(experiment) / "config.yaml"
-        if cfg_path.exists() and (cfg := load_config(cfg_path)).experiment is not None:
-            det_imgsz = cfg.experiment.detector.imgsz
+        cfg = load_config(cfg_path) if cfg_path.exists() else None
+        detector = cfg.experiment.detector if cfg is not None and cfg.experiment is not None else DetectorConfig()
 
     def current() -> Review | None:
         return reviews.get("current")
@@ -99,8 +96,7 @@ def build_app(*, studio: Studio | None = None, dataset: Path | None = None, expe
         det = None
         run = next((x for x in runs if x["label"] == run_label), None)
         if run is not None:
-            im = r.dataset.images[index]
-            det = detect(Path(run["weights"]), r.folder / "images" / im.file_name, test_names, r.image(index), det_imgsz)
+            det = detect(detector, Path(run["weights"]), r.image(index))
         rows = r.objects(index)
         cols = [c for c in OBJECT_COLUMNS if c not in DETECTOR_COLUMNS or any(row[c] is not None for row in rows)]
         table = pd.DataFrame([[str(row[c]) if isinstance(row[c], list) else row[c] for c in cols] for row in rows],

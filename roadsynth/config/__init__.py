@@ -32,6 +32,7 @@ from roadsynth.config.generate import (  # noqa: F401
     CameraConfig,
     CutoutSource,
     DetectorCheckConfig,
+    DetectorWeights,
     DiffusionWeatherConfig,
     EgoConfig,
     GenerateConfig,

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def section_kwargs(section: BaseModel, component: Callable) -> dict[str, Any]:
+    """The fields of a config `section` that `component` takes as keyword arguments of the same name, as the
+    section holds them: a component is built from its section without copying fields one by one, and its
+    constructor's defaults are the section's (tests/unit/test_config_defaults.py holds them equal)."""
+    params = inspect.signature(component).parameters
+    return {k: getattr(section, k) for k in type(section).model_fields if k in params}
 
 
 class ReaderOptions(Section):

@@ -88,17 +88,25 @@ class EgoConfig(Section):
         return self
 
 
-class PseudoLabelConfig(Section):
-    """Find the existing objects of unlabelled frames with detector weights you have (any Ultralytics
-    weights file; the bundled starter knows Bus, Car, Motorcycle, Truck). Found objects are never covered
-    by inserted ones and are written as labels marked `pseudo-label` in their provenance (with the score)."""
+class DetectorWeights(Section):
+    """A detector you already have, used as it is (never trained): a weights file of `kind` (for yolo, any
+    Ultralytics weights file), built by `detectors.make_detector` and loaded with `Detector.load`."""
 
+    kind: Literal["yolo"] = "yolo"
     weights: Path
+    imgsz: int = Field(640, ge=32, multiple_of=32)
+    device: str = "cpu"
+    min_score: float = Field(0.25, ge=0, le=1)
+
+
+class PseudoLabelConfig(DetectorWeights):
+    """Find the existing objects of unlabelled frames with detector weights you have (the bundled starter
+    knows Bus, Car, Motorcycle, Truck). Found objects are never covered by inserted ones and are written as
+    labels marked `pseudo-label` in their provenance (with the score)."""
+
     classes: dict[str, str] = Field(..., min_length=1, description="detector class -> output category; "
                                                                    "detections of other classes are ignored")
     min_score: float = Field(0.35, ge=0, le=1)
-    imgsz: int = Field(640, ge=32, multiple_of=32)
-    device: str = "cpu"
 
 
 class SceneSource(ReaderOptions):
@@ -185,21 +193,19 @@ class InpaintConfig(Section):
     context: float = Field(2.0, ge=1)
     min_window_px: int = 96
     batch_size: int = Field(4, ge=1)
-    mask_shape: Literal["box", "ellipse", "cutout"] = "cutout"
+    mask_shape: Literal["box", "ellipse", "cutout"] | None = Field(
+        None, description="the region repainted: the cut-out's silhouette (cutout; the default when the run has "
+                          "cut-out sources), an ellipse (the default without) or the whole box")
     feather_px: float = Field(3.0, ge=0, le=50)
     device: str = "auto"
 
 
-class DetectorCheckConfig(Section):
-    """Score each inserted object with a detector you trust (an Ultralytics weights file you have, e.g. one
-    trained on real data of these classes); scores are stored in the provenance, objects are kept."""
+class DetectorCheckConfig(DetectorWeights):
+    """Score each inserted object with a detector you trust (weights you have, e.g. trained on real data of
+    these classes); scores are stored in the provenance, objects are kept."""
 
-    weights: Path
     class_map: dict[str, str] = Field({}, description="inserted category -> the detector's class name (default: same)")
-    min_score: float = Field(0.25, ge=0, le=1)
     min_iou: float = Field(0.5, ge=0, le=1)
-    imgsz: int = Field(640, ge=32)
-    device: str = "cpu"
 
 
 class InsertConfig(Section):

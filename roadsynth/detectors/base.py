@@ -8,17 +8,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from roadsynth.datasets.records import Box, DatasetSplit
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
 class Prediction:
-    image_id: int  # the COCO image id the caller passed in
-    category_id: int  # the training dataset's COCO category id (not a class index)
+    """One detection: what every caller of a detector gets (the experiment's scoring, the pseudo-labeller, the
+    detector check, the UI)."""
+
+    image_id: int  # the COCO image id the caller passed in; on in-memory frames, the frame's index
+    # The training dataset's COCO category id (not a class index); for weights roadsynth did not train (no
+    # classes.json beside them), the class index + 1.
+    category_id: int
     box: Box  # x, y, w, h in original image pixels (EXIF orientation applied)
     score: float
+    name: str = ""  # the class name the weights carry
+
+
+class Frames(Protocol):
+    """Weights loaded once, predicting on in-memory RGB frames (`Detector.load`)."""
+
+    names: list[str]  # the weights' class names, by class index
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[list[Prediction]]:
+        """Per frame, its predictions (image_id = the frame's index in `frames`)."""
+        ...
 
 
 class Detector(Protocol):
@@ -30,4 +49,9 @@ class Detector(Protocol):
 
     def predict(self, weights: Path, images: Sequence[tuple[int, Path]]) -> list[Prediction]:
         """Predictions for `(image_id, path)` pairs; every returned `image_id` is one of those given."""
+        ...
+
+    def load(self, weights: Path, min_score: float = 0.0) -> Frames:
+        """Any weights file of this detector's kind (trained by roadsynth or not) ready for in-memory frames,
+        keeping predictions that score at least `min_score`."""
         ...

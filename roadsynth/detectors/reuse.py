@@ -29,10 +29,12 @@ from roadsynth.datasets.records import DatasetSplit
 
 DEFAULT_ROOT = Path.home() / ".cache" / "roadsynth" / "trained"
 ENTRY = "entry.json"
-# The modules that turn a split into weights (the experiment's child-process training, the detector
-# adapter, the YOLO export and the records it writes).
-TRAINING_CODE = ("experiment.py", "detectors/base.py", "detectors/child.py", "detectors/yolo_ultralytics.py",
-                 "datasets/yolo.py", "datasets/records.py", "datasets/io.py")
+# The modules between a split and its weights: the child process that trains, the detector adapter, the
+# YOLO export and the records and files it writes. Everything else a training depends on is in the key
+# itself (the detector section, seed, threads, the splits' records and image bytes); the experiment's
+# planning and report code is not, so editing them keeps every cached training.
+TRAINING_CODE = ("detectors/child.py", "detectors/yolo_ultralytics.py", "datasets/yolo.py", "datasets/records.py",
+                 "datasets/io.py")
 
 
 def file_sha256(path: Path) -> str:

@@ -136,13 +136,13 @@ class YoloDetector:
     """Train/predict with Ultralytics on CPU-friendly defaults (see `Detector` in base.py).
 
     `val=True` validates every epoch and returns best.pt (model selection on the val split, never the
-    test split); `val=False` is ~20 % faster and returns the last epoch's weights. `extra_train_args`
-    are passed to `YOLO.train` last, so they override anything here.
+    test split); `val=False` (the default, as in `DetectorConfig`) is ~20 % faster and returns the last
+    epoch's weights. `train_args` are passed to `YOLO.train` last, so they override anything here.
     """
 
     def __init__(self, model: str = "yolo11n.yaml", *, weights: str | Path | None = None, imgsz: int = 256,
                  epochs: int = 5, batch: int = 16, workers: int = 0, device: str = "cpu", patience: int = 100,
-                 val: bool = True, extra_train_args: dict[str, Any] | None = None, conf: float = 0.001,
+                 val: bool = False, train_args: dict[str, Any] | None = None, conf: float = 0.001,
                  iou: float = 0.7, max_det: int = 300, predict_batch: int = 16):
         if imgsz <= 0 or imgsz % 32:
             raise ValueError(f"`imgsz` must be a positive multiple of 32 (YOLO's stride), but got {imgsz}")
@@ -154,16 +154,22 @@ class YoloDetector:
         self.weights = Path(check_model_source(str(weights))) if weights is not None else None
         self.imgsz, self.epochs, self.batch, self.workers, self.device = imgsz, epochs, batch, workers, device
         self.patience, self.val = patience, val
-        self.extra = dict(extra_train_args or {})
+        self.extra = dict(train_args or {})
         # conf 0.001 / max_det 300 / NMS iou 0.7 are Ultralytics' own validation settings: COCO AP needs the
         # low-score tail, and COCOeval keeps the top 100 per image and category itself.
         self.conf, self.iou, self.max_det, self.predict_batch = conf, iou, max_det, predict_batch
 
     @classmethod
     def from_config(cls, cfg) -> "YoloDetector":
-        """From a `DetectorConfig` (roadsynth.config)."""
-        return cls(cfg.model, weights=cfg.weights, imgsz=cfg.imgsz, epochs=cfg.epochs, batch=cfg.batch,
-                   workers=cfg.workers, device=cfg.device, val=cfg.val, extra_train_args=dict(cfg.train_args))
+        """From a config section (`DetectorConfig` to train, `DetectorWeights` to load a detector you have):
+        its fields are this constructor's parameters of the same names, so their defaults and limits live in
+        the section; fields the constructor does not take (`kind`, a check's thresholds) stay with the caller."""
+        from roadsynth.config.base import section_kwargs
+
+        return cls(**section_kwargs(cfg, cls))
+
+    def load(self, weights: Path, min_score: float = 0.0) -> "YoloFrames":
+        return YoloFrames(weights, imgsz=self.imgsz, conf=min_score, device=self.device)
 
     def train(self, train: DatasetSplit, val: DatasetSplit, run_dir: Path, seed: int, progress=None) -> Path:
         run_dir = Path(run_dir).resolve()
@@ -219,8 +225,9 @@ class YoloDetector:
             bgr = [np.ascontiguousarray(load_image(path)[:, :, ::-1]) for _, path in chunk]
             results = model.predict(bgr, imgsz=self.imgsz, conf=self.conf, iou=self.iou, device=self.device,
                                     max_det=self.max_det, verbose=False, stream=True)
+            names = model.names
             for (image_id, _), r in zip(chunk, results):
-                out += [Prediction(int(image_id), to_category[cls], box, score) for cls, box, score in _boxes(r)]
+                out += [Prediction(int(image_id), to_category[c], box, score, str(names[c])) for c, box, score in _boxes(r)]
         return out
 
 
@@ -230,19 +237,24 @@ def _boxes(result: Any) -> list[tuple[int, Box, float]]:
     return [(int(c), Box.from_xyxy(*xyxy), float(s)) for xyxy, c, s in zip(b.xyxy.tolist(), b.cls.tolist(), b.conf.tolist())]
 
 
-class NamedYolo:
-    """Any Ultralytics weights file the user has (roadsynth-trained or not) as a function from RGB frames
-    to `(class name, box, score)` lists, for scoring inserted objects (generators/detector_check.py)."""
+class YoloFrames:
+    """Any Ultralytics weights file the user has (roadsynth-trained or not), loaded once, predicting on RGB
+    frames (`Detector.load`): the pseudo-labeller, the detector check and the UI's detections view."""
 
     def __init__(self, weights: str | Path, *, imgsz: int = 640, conf: float = 0.05, device: str = "cpu"):
         self.model = load_yolo(weights)
         self.names = [str(self.model.names[i]) for i in sorted(self.model.names)]
         self.imgsz, self.conf, self.device = imgsz, conf, device
+        try:  # roadsynth-trained weights say which COCO category each class index is
+            self.category = load_class_map(Path(weights))
+        except (FileNotFoundError, ValueError):
+            self.category = {i: i + 1 for i in range(len(self.names))}
 
-    def __call__(self, images: Sequence[np.ndarray]) -> list[list[tuple[str, Box, float]]]:
-        bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in images]  # Ultralytics takes arrays as BGR
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[list[Prediction]]:
+        bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in frames]  # Ultralytics takes arrays as BGR
         results = self.model.predict(bgr, imgsz=self.imgsz, conf=self.conf, device=self.device, verbose=False)
-        return [[(self.names[c], box, score) for c, box, score in _boxes(r)] for r in results]
+        return [[Prediction(k, self.category.get(c, c + 1), box, score, self.names[c]) for c, box, score in _boxes(r)]
+                for k, r in enumerate(results)]
 
 
 def load_class_map(weights: Path) -> dict[int, int]:

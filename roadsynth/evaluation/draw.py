@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from roadsynth.datasets.records import Annotation, Box
+from roadsynth.detectors.base import Prediction
 
 BoxMode = Literal["None", "Generated", "All"]
 
@@ -45,13 +46,12 @@ def draw_boxes(rgb: np.ndarray, anns: Sequence[Annotation], names: Mapping[int, 
     return out
 
 
-def draw_detections(rgb: np.ndarray, detections: Iterable[tuple[str, Box, float]], min_score: float = 0.0
-                    ) -> np.ndarray:
-    """A detector's (class name, box, score) boxes in cyan, those scoring at least `min_score`."""
+def draw_detections(rgb: np.ndarray, detections: Iterable[Prediction], min_score: float = 0.0) -> np.ndarray:
+    """A detector's boxes in cyan with class name and score, those scoring at least `min_score`."""
     out = rgb.copy()
-    for name, box, score in detections:
-        if score >= min_score:
-            draw_box(out, box, DETECTION, 2, f"{name} {score:.2f}")
+    for d in detections:
+        if d.score >= min_score:
+            draw_box(out, d.box, DETECTION, 2, f"{d.name} {d.score:.2f}")
     return out
 
 

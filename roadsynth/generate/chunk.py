@@ -68,11 +68,11 @@ class Worker:
     def detector_check(self):
         """The configured detector check (insert.detector_check), loaded on first use."""
         if self._check is None:
-            from roadsynth.detectors.yolo_ultralytics import NamedYolo  # ultralytics only when configured
+            from roadsynth.detectors import make_detector  # the detector's library only when configured
             from roadsynth.generators.detector_check import DetectorCheck
 
             d, cats = self.cfg.generate.insert.detector_check, list(self.cfg.generate.insert.categories)
-            det = NamedYolo(d.weights, imgsz=d.imgsz, conf=min(0.05, d.min_score), device=d.device)
+            det = make_detector(d).load(d.weights, min(0.05, d.min_score))
             self._check = DetectorCheck(det, det.names, cats, class_map=d.class_map, min_score=d.min_score,
                                         min_iou=d.min_iou, source=str(d.weights))
         return self._check

@@ -17,6 +17,7 @@ from roadsynth.config import GenerateConfig, SceneSource
 from roadsynth.datasets.io import inside, load_image
 from roadsynth.datasets.records import PSEUDO_LABEL, Annotation, Box, Dataset, ImageRecord, Provenance
 from roadsynth.datasets.sampling import select_images
+from roadsynth.detectors.base import Prediction
 from roadsynth.generate.follow import Followed, followed_requests
 from roadsynth.generate.sources import Sources
 from roadsynth.generators.cutouts import CutoutBank
@@ -95,7 +96,7 @@ class FramePlan:
     requests: list[ObjectRequest] = field(default_factory=list)  # what placement was asked for
 
 
-Labeller = Callable[[int, np.ndarray], list[tuple[str, Box, float]]]  # (source index, RGB) -> detections
+Labeller = Callable[[int, np.ndarray], list[Prediction]]  # (source index, RGB) -> detections
 
 
 def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: dict[int, FitResult | None],
@@ -131,20 +132,19 @@ def frame_geometry(cfg: GenerateConfig, job: FrameJob, sources: Sources, fits: d
     return FrameGeometry(src, ds, root, rec, existing, rgb, frame, camera, ego, region, jpeg_quality(path))
 
 
-def pseudo_labels(src: SceneSource, image_id: int, ds: Dataset, found: list[tuple[str, Box, float]]
-                  ) -> list[Annotation]:
+def pseudo_labels(src: SceneSource, image_id: int, ds: Dataset, found: list[Prediction]) -> list[Annotation]:
     """A detector's finds as labels of the source's categories, marked as pseudo-labels (ids above the
     source's own, so they never collide with a real annotation id)."""
     ids = {c.name.lower(): c.id for c in ds.categories}
     first = max((a.id for a in ds.annotations), default=0) + 1
     out = []
-    for cls, box, score in found:
-        name = src.pseudo_labels.classes.get(cls)
-        if name is None or score < src.pseudo_labels.min_score:
+    for d in found:
+        name = src.pseudo_labels.classes.get(d.name)
+        if name is None or d.score < src.pseudo_labels.min_score:
             continue
         prov = Provenance(PSEUDO_LABEL, str(src.pseudo_labels.weights), 0,
-                          {"score": round(float(score), 4), "detector_class": cls})
-        out.append(Annotation(first + len(out), image_id, ids[name.lower()], box, provenance=prov))
+                          {"score": round(float(d.score), 4), "detector_class": d.name})
+        out.append(Annotation(first + len(out), image_id, ids[name.lower()], d.box, provenance=prov))
     return out
 
 

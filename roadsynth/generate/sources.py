@@ -12,6 +12,7 @@ from roadsynth.datasets.io import MAX_PIXELS
 from roadsynth.datasets.label_maps import read_label_map_frames
 from roadsynth.datasets.records import Category, Dataset
 from roadsynth.datasets.registry import FRAME_FORMATS, get_format, read_format
+from roadsynth.detectors.base import Prediction
 from roadsynth.generators.cutouts import CutoutBank
 from roadsynth.generators.cutout_sources import build_bank
 
@@ -83,21 +84,21 @@ def output_categories(cfg: GenerateConfig, sources: Sources) -> list[str]:
 
 
 class PseudoLabeller:
-    """The detectors of the scene sources that ask for pseudo-labels: one per source, loaded on first use,
-    kept for the process (Ultralytics is imported only here, and only when a source names weights)."""
+    """The detectors of the scene sources that ask for pseudo-labels: one per source, loaded on first use
+    (`make_detector(...).load`) and kept for the process; the detector's library is imported only when a
+    source names weights."""
 
     def __init__(self, cfg: GenerateConfig):
         self.cfg = cfg
         self._models: dict[int, object] = {}
         self._lock = threading.Lock()  # task-runner threads share a worker; one prediction at a time
 
-    def __call__(self, source_index: int, rgb: np.ndarray) -> list:
+    def __call__(self, source_index: int, rgb: np.ndarray) -> list[Prediction]:
         pl = self.cfg.scenes[source_index].pseudo_labels
         with self._lock:
             det = self._models.get(source_index)
             if det is None:
-                from roadsynth.detectors.yolo_ultralytics import NamedYolo
+                from roadsynth.detectors import make_detector
 
-                det = self._models[source_index] = NamedYolo(pl.weights, imgsz=pl.imgsz, conf=pl.min_score,
-                                                             device=pl.device)
+                det = self._models[source_index] = make_detector(pl).load(pl.weights, pl.min_score)
             return det([rgb])[0]

@@ -6,8 +6,8 @@ score of a detection of the same class overlapping its box (`detector_score`, `d
 whether that clears the thresholds (`detector_found`). Objects are kept either way: the scores go into
 the annotation's provenance, where the review UI and downstream filters can use them.
 
-Torch-free: the detector is any function from RGB frames to `(class name, box, score)` lists
-(`roadsynth.detectors.yolo_ultralytics.NamedYolo` for Ultralytics weights).
+Torch-free: the detector is any function from RGB frames to per-frame `Prediction` lists (`Detector.load`,
+e.g. `make_detector(cfg.generate.insert.detector_check).load(weights)`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from roadsynth.datasets.records import Box
+from roadsynth.detectors.base import Prediction
 from roadsynth.generators.base import Insertion, Rejection
 
-Detections = list[tuple[str, Box, float]]
+Detections = list[Prediction]
 
 
 class DetectorCheck:
@@ -53,13 +53,13 @@ class DetectorCheck:
     def _one(self, r: Insertion, dets: Detections) -> Insertion:
         target = self.target.get(r.placement.category.lower(), r.placement.category.lower())
         best_score, best_iou = 0.0, 0.0
-        for name, box, s in dets:
-            if name.lower() != target:
+        for d in dets:
+            if d.name.lower() != target:
                 continue
-            iou = r.box.iou(box)
+            iou = r.box.iou(d.box)
             best_iou = max(best_iou, iou)
             if iou >= self.min_iou:
-                best_score = max(best_score, s)
+                best_score = max(best_score, d.score)
         scores = {**r.scores, "detector": self.source, "detector_class": target, "detector_score": round(best_score, 4),
                   "detector_iou": round(best_iou, 3), "detector_found": best_score >= self.min_score}
         return replace(r, scores=scores)

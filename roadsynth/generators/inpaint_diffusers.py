@@ -153,18 +153,21 @@ class _Job:
 class InpaintInserter:
     def __init__(self, model: str | Path | Any, prompts: Mapping[str, str], *, steps: int = 30,
                  guidance_scale: float = 7.5, strength: float = 1.0, native: int | None = None,
-                 context: float = 2.0, min_window_px: int = 96, batch_size: int = 4, mask_shape: MaskShape = "ellipse",
+                 context: float = 2.0, min_window_px: int = 96, batch_size: int = 4, mask_shape: MaskShape | None = None,
                  bank: CutoutBank | None = None, feather_px: float = 3.0, negative_prompt: str = "blurry, deformed, cartoon",
-                 device: str = "auto", config: str | None = None, min_visible_px: int = 40):
+                 device: str = "auto", config: str | Path | None = None, min_visible_px: int = 40):
         if not 0 <= strength <= 1:
             raise ValueError(f"`strength` must be in [0, 1], but got {strength}")
         check_steps(steps, strength)
+        if mask_shape is None:  # the cut-outs' silhouettes where there is a bank to take them from
+            mask_shape = "cutout" if bank is not None else "ellipse"
         if context < 1:
             raise ValueError(f"`context` must be >= 1, but got {context}")
         if mask_shape not in ("box", "ellipse", "cutout"):
             raise ValueError(f"`mask_shape` must be one of box, ellipse, cutout, but got {mask_shape!r}")
         if mask_shape == "cutout" and bank is None:
             raise ValueError("`mask_shape='cutout'` needs a cut-out `bank` for the silhouettes")
+        config = str(config) if config is not None else None
         self.pipe = load_inpaint_pipeline(str(model), device, config) if isinstance(model, (str, Path)) else model
         self.model_id = str(model) if isinstance(model, (str, Path)) else getattr(self.pipe, "name_or_path", "pipeline")
         self.prompts = {k.lower(): v for k, v in prompts.items()}
@@ -179,11 +182,10 @@ class InpaintInserter:
 
     @classmethod
     def from_config(cls, d, bank: CutoutBank | None) -> "InpaintInserter":
-        """From an `InpaintConfig` (roadsynth.config)."""
-        return cls(d.model, d.prompts, steps=d.steps, guidance_scale=d.guidance_scale, strength=d.strength,
-                   native=d.native, context=d.context, min_window_px=d.min_window_px, batch_size=d.batch_size,
-                   mask_shape=d.mask_shape, bank=bank, feather_px=d.feather_px, negative_prompt=d.negative_prompt,
-                   device=d.device, config=str(d.config) if d.config else None)
+        """From an `InpaintConfig` (roadsynth.config): its fields of this constructor's parameter names."""
+        from roadsynth.config.base import section_kwargs
+
+        return cls(bank=bank, **section_kwargs(d, cls))
 
     # -- Inserter protocol ---------------------------------------------------------------------------
     def insert(self, image: np.ndarray, placements: Sequence[Placement], rng: np.random.Generator, *,

@@ -42,12 +42,12 @@ from roadsynth.geometry.records import Placement
 
 class PasteInserter:
     """Paste real cut-outs. `match` (harmonize.MatchConfig) makes each object take on the scene's tone,
-    colour, sharpness, noise and JPEG texture (None: paste as cut, with a little colour jitter); `limits`
-    (realism.RealismLimits) rejects objects whose realism scores stay out of bounds after matching."""
+    colour, sharpness, noise and JPEG texture (None: paste as cut, with a little colour jitter);
+    `realism_limits` (realism.RealismLimits) rejects objects whose realism scores stay out of bounds after matching."""
 
     def __init__(self, bank: CutoutBank, *, blend: Literal["feather", "poisson", "none"] = "feather",
                  feather_px: float = 2.0, match: MatchConfig | None = MatchConfig(),
-                 limits: RealismLimits | None = None, shadow: bool = True, shadow_strength: float = 0.45,
+                 realism_limits: RealismLimits | None = None, shadow: bool = True, shadow_strength: float = 0.45,
                  flip: bool = True, color_jitter: float = 0.08, min_visible_px: int = 40):
         if blend not in ("feather", "poisson", "none"):
             raise ValueError(f"`blend` must be one of feather, poisson, none, but got {blend!r}")
@@ -56,16 +56,17 @@ class PasteInserter:
         if not 0 <= color_jitter <= 0.5:
             raise ValueError(f"`color_jitter` must be in [0, 0.5], but got {color_jitter}")
         self.bank, self.blend, self.feather_px = bank, blend, feather_px
-        self.match, self.limits = match, limits
+        self.match, self.limits = match, realism_limits
         self.shadow, self.shadow_strength = shadow, shadow_strength
         self.flip, self.color_jitter, self.min_visible_px = flip, color_jitter, min_visible_px
         self._rgba_cache: dict[str, np.ndarray] = {}
 
     @classmethod
     def from_config(cls, cfg, bank: CutoutBank) -> "PasteInserter":
-        """From an `InsertConfig` (roadsynth.config)."""
-        return cls(bank, blend=cfg.blend, feather_px=cfg.feather_px, match=cfg.match, limits=cfg.realism_limits,
-                   shadow=cfg.shadow)
+        """From an `InsertConfig` (roadsynth.config): its fields of this constructor's parameter names."""
+        from roadsynth.config.base import section_kwargs
+
+        return cls(bank, **section_kwargs(cfg, cls))
 
     def _rgba(self, cut: Cutout) -> np.ndarray:
         # One 4-channel uint8 resize per object instead of two; the bank is small, so cache it.

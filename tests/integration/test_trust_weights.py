@@ -34,13 +34,13 @@ def evil_weights(tmp_path):
 
 @pytest.mark.slow
 def test_a_malicious_weights_file_is_refused_and_runs_nothing(tmp_path):
-    from roadsynth.detectors.yolo_ultralytics import NamedYolo, UnsafeWeightsError, YoloDetector, load_yolo
+    from roadsynth.detectors.yolo_ultralytics import UnsafeWeightsError, YoloDetector, load_yolo
 
     path, marker = evil_weights(tmp_path)
     with pytest.raises(UnsafeWeightsError, match="refused: not a plain Ultralytics checkpoint"):
         load_yolo(path)
     with pytest.raises(UnsafeWeightsError):
-        NamedYolo(path)  # the generator's detector check and the scene sources' pseudo-labeller
+        YoloDetector().load(path)  # the generator's detector check, the pseudo-labeller, the UI
     (tmp_path / "classes.json").write_text(json.dumps([{"index": 0, "category_id": 1, "name": "x"}]))
     with pytest.raises(UnsafeWeightsError):
         YoloDetector().predict(path, [(1, DATA / "deer" / "images" / "deer_000.jpg")])

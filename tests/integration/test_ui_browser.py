@@ -154,7 +154,9 @@ def test_detections_view_and_review_of_an_existing_dataset(tmp_path, browser, mo
     from roadsynth.review import detect
 
     rgb = load_image(data / "images" / "img1.png")
-    drawn = detect(weights, data / "images" / "img1.png", {3: "square", 7: "bar"}, rgb, imgsz=64, min_score=0.0)
+    from roadsynth.config import DetectorConfig
+
+    drawn = detect(DetectorConfig(imgsz=64), weights, rgb, min_score=0.0)
     assert drawn.shape == rgb.shape and (drawn != rgb).any()  # an untrained detector still proposes boxes at 0
 
     app, url = launch(build_app(dataset=data, experiment=exp), port=_free_port(), block=False)

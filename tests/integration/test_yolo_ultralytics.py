@@ -42,7 +42,7 @@ def test_train_predict_evaluate_one_epoch_offline(tmp_path, network_audit, monke
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     train, val = synthetic_split(imgs, range(1, 9), 0), synthetic_split(imgs, range(9, 13), 1)
-    det = YoloDetector("yolo11n.yaml", imgsz=64, epochs=1, batch=4, conf=1e-4)
+    det = YoloDetector("yolo11n.yaml", imgsz=64, epochs=1, batch=4, conf=1e-4, val=True)  # best epoch on val
     weights = det.train(DatasetSplit(train, imgs), DatasetSplit(val, imgs), tmp_path / "run", seed=0)
 
     assert apply_offline_defaults() == tmp_path / "yolo_config"  # the user's YOLO_CONFIG_DIR wins
@@ -76,16 +76,16 @@ def test_train_predict_evaluate_one_epoch_offline(tmp_path, network_audit, monke
                                atol=1e-3)
     assert [b.category_id for b in big_preds] == [s.category_id for s in small_preds]
 
-    # The same weights as a named detector on in-memory frames (what generate's detector check uses).
-    from roadsynth.detectors.yolo_ultralytics import NamedYolo
-
-    named = NamedYolo(weights, imgsz=64, conf=1e-4)
-    assert named.names == ["bar", "square"] or sorted(named.names) == ["bar", "square"]
-    [dets] = named([load_image(imgs / "img11.png")])
-    assert dets and {n for n, _, _ in dets} <= {"bar", "square"}
-    top = max(dets, key=lambda d: d[2])
+    # The same weights loaded for in-memory frames (what the detector check, the pseudo-labeller and the UI
+    # use): the same detections, in the same type, with the same COCO ids and the weights' class names.
+    frames = det.load(weights, min_score=1e-4)
+    assert sorted(frames.names) == ["bar", "square"]
+    [dets] = frames([load_image(imgs / "img11.png")])
+    assert dets and {d.name for d in dets} <= {"bar", "square"} and {d.image_id for d in dets} == {0}
+    top = max(dets, key=lambda d: d.score)
     best = max(small_preds, key=lambda p: p.score)
-    assert top[1].iou(best.box) > 0.99 and abs(top[2] - best.score) < 1e-4  # same model, same frame
+    assert top.box.iou(best.box) > 0.99 and abs(top.score - best.score) < 1e-4  # same model, same frame
+    assert top.category_id == best.category_id and top.name == best.name
 
     m = evaluate_detections(val, predictions_to_coco_results(preds))
     for k in ("mAP50_95", "mAP50", "mAP75", "AR100"):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from roadsynth.detectors.base import Prediction
 from roadsynth.datasets.records import Box, Provenance
 from roadsynth.generators.base import Insertion, Rejection
 from roadsynth.generators.detector_check import DetectorCheck
@@ -21,9 +22,9 @@ def test_scores_same_class_overlapping_detections_and_keeps_every_object():
 
     def detect(images):
         calls.append(len(images))
-        return [[("deer", Box(10, 10, 40, 40), 0.9),  # right class, right place
-                 ("cow", Box(100, 10, 40, 40), 0.95),  # wrong class where the second object is
-                 ("deer", Box(102, 12, 40, 40), 0.2)]]  # right class, low score
+        return [[Prediction(0, 1, Box(10, 10, 40, 40), 0.9, "deer"),  # right class, right place
+                 Prediction(0, 2, Box(100, 10, 40, 40), 0.95, "cow"),  # wrong class where the second object is
+                 Prediction(0, 1, Box(102, 12, 40, 40), 0.2, "deer")]]  # right class, low score
 
     check = DetectorCheck(detect, ["deer", "cow", "car"], ["deer", "Horse"], class_map={"Horse": "cow"}, min_score=0.25)
     results = [[ins("deer", Box(12, 12, 38, 38)), ins("deer", Box(100, 10, 40, 40)),

@@ -137,14 +137,15 @@ def test_a_failed_region_is_skipped_listed_or_fails_the_run_never_silently_repla
 
 def test_pseudo_labels_are_written_marked_and_never_covered(tmp_path, monkeypatch):
     from roadsynth.generate import generate_dataset
+    from roadsynth.detectors.base import Prediction
     from roadsynth.generate.sources import PseudoLabeller
 
     # A stand-in detector (the real one is the Ultralytics adapter, tested with a trained model elsewhere):
     # one "car" in the middle of every frame.
     def fake(self, source_index, rgb):
         h, w = rgb.shape[:2]
-        return [("car", Box(w * 0.4, h * 0.55, w * 0.2, h * 0.15), 0.9), ("person", Box(0, 0, 9, 9), 0.9),
-                ("car", Box(0, 0, 20, 20), 0.1)]
+        return [Prediction(0, 1, Box(w * 0.4, h * 0.55, w * 0.2, h * 0.15), 0.9, "car"),
+                Prediction(0, 2, Box(0, 0, 9, 9), 0.9, "person"), Prediction(0, 1, Box(0, 0, 20, 20), 0.1, "car")]
 
     monkeypatch.setattr(PseudoLabeller, "__call__", fake)
     cfg = config(tmp_path, pseudo_labels={"weights": str(tmp_path / "w.pt"), "classes": {"car": "Car"},
