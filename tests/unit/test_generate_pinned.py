@@ -23,9 +23,10 @@ from tests.conftest import ROOT
 # half-way to the ring's, which left pasted animals flatter than the frames' real vehicles; then by the
 # bundled MSRC folder's exclude.csv (segments holding several animals are no longer cut-outs: one box
 # around a ewe and her lamb is a wrong label); then by each pasted object's provenance naming its cut-out's
-# mask quality score (`cutout_quality`; images unchanged).
-ANNOTATIONS_SHA256 = "0a9132562f12a0e7d635aa0ee17f04e1a80888a7cc01eb31bfdcae841989ee9e"
-IMAGES_SHA256 = "1f4c58e5133a5ad207cffc072f438b2ea31dc6659e424a3a0f15ef4ef9a0df9c"
+# mask quality score (`cutout_quality`; images unchanged); then by GrabCut running at one working size
+# (generators/masks.py `WORK_PX`): the deer cut-outs, cut from boxes, have new masks.
+ANNOTATIONS_SHA256 = "150d45d5ee7c819aa5db76ae86fa5ec34244eebd23005ca13b4ed14f54f74ede"
+IMAGES_SHA256 = "a7553128453bc1454c0ba432a90e1e3bc7e24b446f68f21fc79467f072f21e93"
 
 
 def small_config(tmp_path):
