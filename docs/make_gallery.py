@@ -49,6 +49,7 @@ def main() -> None:
     weather_gallery()
     restyle_gallery()
     fleet_gallery()
+    cutout_gallery()
     print(f"wrote {OUT}")
 
 
@@ -187,5 +188,52 @@ def restyle_gallery() -> None:
     save_image_atomic(OUT / "restyle_paint.jpg", np.concatenate(rows, axis=0), 88)
 
 
+def cutout_gallery(tile: int = 200, per_class: int = 2) -> None:
+    """Box-to-mask before and after on validation MSRC animals (odd instances, never tuned on; the first
+    two of each of cow, sheep, dog): the photo with the box | the true mask | GrabCut at the photo's size (the old step) | GrabCut at
+    the working size (roadsynth's), each cut-out on grey with its IoU against the true mask and its quality
+    score."""
+    import cv2
+
+    from roadsynth.datasets.records import Box
+    from roadsynth.generators.cutout_sources import iter_msrc_instances
+    from roadsynth.generators.mask_score import cutout_quality
+    from roadsynth.generators.masks import grabcut_mask, mask_iou
+
+    def on_grey(rgb, mask):
+        out = np.where(mask[..., None], rgb, 128).astype(np.uint8)
+        h, w = out.shape[:2]
+        s = tile / max(h, w)
+        out = cv2.resize(out, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        canvas = np.full((tile, tile, 3), 128, np.uint8)
+        y, x = (tile - out.shape[0]) // 2, (tile - out.shape[1]) // 2
+        canvas[y:y + out.shape[0], x:x + out.shape[1]] = out
+        return canvas
+
+    rows = []
+    msrc = [x for k, x in enumerate(iter_msrc_instances(ROOT / "data/sample/cutouts/msrc_v2_animals")) if k % 2 == 1]
+    picks = [x for c in ("cow", "sheep", "dog") for x in [x for x in msrc if x[3] == c][:per_class]]
+    for name, rgb, true, cls in picks:
+        ys, xs = np.nonzero(true)
+        box = Box.from_xyxy(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        x1, y1, x2, y2 = int(box.x), int(box.y), int(box.x2), int(box.y2)
+        photo = rgb.copy()
+        cv2.rectangle(photo, (x1, y1), (x2 - 1, y2 - 1), (255, 60, 40), 2)
+        crop = lambda m: m[y1:y2, x1:x2]  # noqa: E731
+        tiles = [label(on_grey(photo, np.ones(photo.shape[:2], bool)), cls),
+                 label(on_grey(crop(rgb), crop(true)), "true mask")]
+        for title, kwargs in (("old", {"work_px": None}), ("new", {})):
+            m, _ = grabcut_mask(rgb, box, **kwargs)
+            full = np.zeros(true.shape, bool)
+            full[y1:y1 + m.shape[0], x1:x1 + m.shape[1]] = m
+            q = cutout_quality(rgb, full, box.xywh())["score"]
+            tiles.append(label(on_grey(crop(rgb), m), f"{title} IoU {mask_iou(m, crop(true)):.2f} q {q:.2f}"))
+        rows.append(np.concatenate([np.pad(t, ((3, 3), (3, 3), (0, 0)), constant_values=255) for t in tiles], axis=1))
+    save_image_atomic(OUT / "cutouts_before_after.jpg", np.concatenate(rows, axis=0), 88)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["cutouts"]:  # only the cut-out picture (no generation)
+        cutout_gallery()
+    else:
+        main()

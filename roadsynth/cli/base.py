@@ -75,10 +75,10 @@ def _fail(msg: str, code: int = 2) -> None:
 
 
 def _load(config: Path):
-    from roadsynth.config import ConfigError, load_config
+    from roadsynth.config import ConfigError, run_config
 
-    try:
-        return load_config(config)
+    try:  # parsed once per process: a Prefect flow run in this process takes the same parse
+        return run_config(config)
     except ConfigError as e:
         _fail(str(e))
 

@@ -11,6 +11,7 @@ as `config.yaml`, so a run folder says exactly what produced it. Sections live i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -132,6 +133,22 @@ def load_model(path: str | Path, model: type[M]) -> M:
 
 def load_config(path: str | Path) -> Config:
     return load_model(path, Config)
+
+
+def run_config(path: str | Path) -> Config:
+    """A run's config, parsed once per process: the CLI, the flows and their tasks in one process share it
+    (parsed again only when the file changed: keyed by its resolved path, mtime and size)."""
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+    except OSError:
+        return load_config(path)  # which says what is wrong with it
+    return _run_config(str(p), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _run_config(path: str, mtime_ns: int, size: int) -> Config:
+    return load_config(path)
 
 
 def save_config(cfg: BaseModel, path: Path) -> None:

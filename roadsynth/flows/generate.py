@@ -16,7 +16,7 @@ from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 
-from roadsynth.config import Config, load_config
+from roadsynth.config import Config, run_config
 from roadsynth.datasets.io import read_json
 from roadsynth.flows._prefect import NO_CACHE, embedded_run_settings, flow, get_run_logger, task
 from roadsynth.flows.runners import make_task_runner
@@ -24,16 +24,6 @@ from roadsynth.generate import FrameJob, GenerationRun, Worker
 from roadsynth.generate.assemble import assemble
 from roadsynth.generate.resume import chunk_done
 from roadsynth.generate.sources import load_scene_sources
-
-
-def run_config(config_path: str) -> Config:
-    """A run's config, read once per process (again only if the file changed)."""
-    return _config(config_path, Path(config_path).stat().st_mtime_ns)
-
-
-@lru_cache(maxsize=8)
-def _config(config_path: str, mtime_ns: int) -> Config:
-    return load_config(config_path)
 
 
 def scene_sources(config_path: str, digest: str):

@@ -67,3 +67,18 @@ def test_bad_configs_get_clear_errors_naming_the_file(tmp_path, text, expected):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_runs_config_is_parsed_once_per_process_and_again_when_the_file_changes(tmp_path):
+    import os
+
+    from roadsynth.config import run_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text((ROOT / "configs" / "animals.yaml").read_text().replace("../data", str(ROOT / "data")))
+    first = run_config(path)
+    assert run_config(path) is first and run_config(str(path)) is first  # the CLI and the flow share one parse
+    path.write_text(path.read_text().replace("n_images: 24", "n_images: 25"))
+    os.utime(path, ns=(1, 1))  # a rewrite within the same mtime tick is told apart by size; this one by both
+    again = run_config(path)
+    assert again is not first and again.generate.n_images == 25
