@@ -144,10 +144,10 @@ class YoloDetector:
                  epochs: int = 5, batch: int = 16, workers: int = 0, device: str = "cpu", patience: int = 100,
                  val: bool = False, train_args: dict[str, Any] | None = None, conf: float = 0.001,
                  iou: float = 0.7, max_det: int = 300, predict_batch: int = 16):
-        if imgsz <= 0 or imgsz % 32:
-            raise ValueError(f"`imgsz` must be a positive multiple of 32 (YOLO's stride), but got {imgsz}")
-        if epochs < 1:
-            raise ValueError(f"`epochs` must be >= 1, but got {epochs}")
+        from roadsynth.config import DetectorConfig
+        from roadsynth.config.base import check_limits
+
+        check_limits(DetectorConfig, imgsz=imgsz, epochs=epochs, batch=batch, workers=workers)  # the config's limits
         if not 0.0 <= conf < 1.0:
             raise ValueError(f"`conf` must be in [0, 1), but got {conf}")
         self.model = check_model_source(model)

@@ -27,10 +27,10 @@ class DetectorCheck:
     def __init__(self, detect: Callable[[Sequence[np.ndarray]], list[Detections]], names: Iterable[str],
                  categories: Iterable[str], *, class_map: Mapping[str, str] | None = None, min_score: float = 0.25,
                  min_iou: float = 0.5, source: str = "detector"):
-        if not 0 <= min_score <= 1:
-            raise ValueError(f"`min_score` must be in [0, 1], but got {min_score}")
-        if not 0 <= min_iou <= 1:
-            raise ValueError(f"`min_iou` must be in [0, 1], but got {min_iou}")
+        from roadsynth.config import DetectorCheckConfig
+        from roadsynth.config.base import check_limits
+
+        check_limits(DetectorCheckConfig, min_score=min_score, min_iou=min_iou)  # the limits the config declares
         known = {n.lower() for n in names}
         mapped = {k.lower(): v.lower() for k, v in (class_map or {}).items()}
         self.target = {c.lower(): mapped.get(c.lower(), c.lower()) for c in categories}  # category -> class

@@ -156,15 +156,14 @@ class InpaintInserter:
                  context: float = 2.0, min_window_px: int = 96, batch_size: int = 4, mask_shape: MaskShape | None = None,
                  bank: CutoutBank | None = None, feather_px: float = 3.0, negative_prompt: str = "blurry, deformed, cartoon",
                  device: str = "auto", config: str | Path | None = None, min_visible_px: int = 40):
-        if not 0 <= strength <= 1:
-            raise ValueError(f"`strength` must be in [0, 1], but got {strength}")
+        from roadsynth.config import InpaintConfig
+        from roadsynth.config.base import check_limits
+
+        check_limits(InpaintConfig, strength=strength, context=context, mask_shape=mask_shape, steps=steps,
+                     batch_size=batch_size, feather_px=feather_px)  # the limits the config declares
         check_steps(steps, strength)
         if mask_shape is None:  # the cut-outs' silhouettes where there is a bank to take them from
             mask_shape = "cutout" if bank is not None else "ellipse"
-        if context < 1:
-            raise ValueError(f"`context` must be >= 1, but got {context}")
-        if mask_shape not in ("box", "ellipse", "cutout"):
-            raise ValueError(f"`mask_shape` must be one of box, ellipse, cutout, but got {mask_shape!r}")
         if mask_shape == "cutout" and bank is None:
             raise ValueError("`mask_shape='cutout'` needs a cut-out `bank` for the silhouettes")
         config = str(config) if config is not None else None

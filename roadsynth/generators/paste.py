@@ -49,10 +49,10 @@ class PasteInserter:
                  feather_px: float = 2.0, match: MatchConfig | None = MatchConfig(),
                  realism_limits: RealismLimits | None = None, shadow: bool = True, shadow_strength: float = 0.45,
                  flip: bool = True, color_jitter: float = 0.08, min_visible_px: int = 40):
-        if blend not in ("feather", "poisson", "none"):
-            raise ValueError(f"`blend` must be one of feather, poisson, none, but got {blend!r}")
-        if not 0 <= feather_px <= 50:
-            raise ValueError(f"`feather_px` must be in [0, 50], but got {feather_px}")
+        from roadsynth.config import InsertConfig
+        from roadsynth.config.base import check_limits
+
+        check_limits(InsertConfig, blend=blend, feather_px=feather_px)  # the limits the config declares
         if not 0 <= color_jitter <= 0.5:
             raise ValueError(f"`color_jitter` must be in [0, 0.5], but got {color_jitter}")
         self.bank, self.blend, self.feather_px = bank, blend, feather_px

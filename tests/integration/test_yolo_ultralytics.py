@@ -136,7 +136,7 @@ def test_bare_pt_name_is_refused_instead_of_downloaded():
     with pytest.raises(FileNotFoundError, match=r"but got yolo11n\.pt \(not found; roadsynth never downloads weights\)"):
         YoloDetector("yolo11n.pt")
     assert check_model_source("yolo11n.yaml") == "yolo11n.yaml"
-    with pytest.raises(ValueError, match="`imgsz` must be a positive multiple of 32"):
+    with pytest.raises(ValueError, match="`imgsz` must be a multiple of 32, but got 100"):
         YoloDetector(imgsz=100)
 
 
