@@ -1,6 +1,6 @@
 """What the review/demo UI does, without the UI: sample generation, box drawing, curation, detections.
 
-`Studio` generates samples with the same chunk code the flows run (`generate.run_chunk` + `assemble`)
+`Studio` generates samples as an interactive `generate.GenerationRun` (the flows' own chunk code and assembly)
 into a session folder that is itself a generated dataset; `Review` opens any generated dataset, draws its
 boxes, lists each generated object with its provenance and verifier scores, and records accept/reject
 decisions into `curated.json` (standard COCO minus the rejected objects, written atomically), which
@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from roadsynth.config import Config, DetectorConfig, save_config
+from roadsynth.config import Config, DetectorConfig
 from roadsynth.datasets.coco import dataset_to_coco_dict, read_coco
 from roadsynth.datasets.io import atomic_write_json, inside, load_image, read_json, read_json_record
 from roadsynth.datasets.records import Annotation, Dataset
@@ -122,25 +122,23 @@ class Studio:
     def __init__(self, cfg: Config, session: Path, config_path: Path | None = None):
         if cfg.generate.insert is None:
             raise ValueError("the UI generates objects: the config needs `generate.insert`")
-        from roadsynth.generate.assemble import read_chunks
-        from roadsynth.generate.sources import build_bank_for, load_scene_sources
+        from roadsynth.generate.run import GenerationRun
+        from roadsynth.generate.sources import build_bank_for
 
-        from roadsynth.datasets.outdir import claim
-
-        self.cfg, self.session = cfg, claim(session, "generate")  # a new folder, or an earlier session's
+        self.cfg = cfg
+        # One interactive GenerationRun: a new folder, or an earlier session's with its samples kept.
+        self.run = GenerationRun(cfg, session, interactive=True)
+        self.session, self.sources = self.run.out, self.run.sources
         self.config_path = Path(config_path) if config_path is not None else None  # the ego editor writes beside it
         # The scene folders of the user's config: where the Original view may read frames from.
         self.scene_roots = tuple(Path(p).resolve() for s in cfg.generate.scenes for p in (s.path, s.images_root) if p)
-        self.sources = load_scene_sources(cfg.generate)
         self.frames = [(s, im) for s, (ds, _) in enumerate(self.sources) for im in ds.images]
         self.bank = build_bank_for(cfg.generate)
-        # The session's samples so far, read once; each new one is appended, not re-read.
-        self.chunks = read_chunks(self.session, len(list(self.session.glob("chunks/*.json"))))
         self._workers: dict[tuple, Any] = {}
 
     @property
     def samples(self) -> int:
-        return len(self.chunks)
+        return len(self.run.chunks)
 
     def frame_labels(self) -> list[str]:
         return [f"{k}: {self.cfg.generate.scenes[s].name}/{im.file_name}" for k, (s, im) in enumerate(self.frames)]
@@ -149,7 +147,6 @@ class Studio:
                  seed: int | None = None) -> Review:
         """Append one sample (the chosen frame with `n_objects` inserted) to the session dataset."""
         from roadsynth.generate import FrameJob, Worker
-        from roadsynth.generate.assemble import assemble
 
         if not 0 <= frame_index < len(self.frames):
             raise ValueError(f"`frame_index` must be in [0, {len(self.frames) - 1}], but got {frame_index}")
@@ -174,10 +171,8 @@ class Studio:
         s, im = self.frames[frame_index]
         index = self.samples
         job = FrameJob(index, s, im.id, int(seed if seed is not None else 1000 + index))
-        self.chunks.append(self._workers[key].run_chunk(index, [job], self.session))
-        save_config(self.cfg, self.session / "config.yaml")
         # Category ids come from the scene sources plus the insert categories, the same for every sample.
-        assemble(self.cfg, self.session, self.samples, self.sources, self.chunks)
+        self.run.add(self._workers[key], [job])
         return Review(self.session, self.scene_roots)
 
     def frame_image(self, frame_index: int) -> np.ndarray:
@@ -205,6 +200,7 @@ class Studio:
         s, im = self.frames[frame_index]
         path = with_ego_polygon(self.config_path, self.cfg.generate.scenes[s].name, points, im.file_name)
         self.cfg, self.config_path = load_config(path), path
+        self.run.cfg = self.cfg  # the session's config.yaml says what its next samples are made with
         self._workers.clear()  # workers hold the old scene sources' ego masks
         return path
 

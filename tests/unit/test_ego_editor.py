@@ -99,3 +99,23 @@ def test_the_editor_refuses_what_it_cannot_save(tmp_path):
     first = with_ego_polygon(cfg_path, "dash", [(0, 400), (640, 400), (640, 480)])
     again = with_ego_polygon(first, "dash", [(0, 380), (640, 380), (640, 480), (0, 480)])  # edited again in place
     assert again == first and load_config(again).generate.scenes[0].ego.polygon[0] == (0.0, 380.0)
+
+
+def test_the_ui_session_is_an_interactive_generation_run_that_survives_a_restart(tmp_path):
+    from roadsynth.generate.run import GenerationRun
+    from roadsynth.review import Studio
+
+    cfg_path = user_config(tmp_path / "cfg")
+    studio = Studio(load_config(cfg_path), tmp_path / "session", config_path=cfg_path)
+    assert isinstance(studio.run, GenerationRun) and studio.samples == 0
+    first = studio.generate(0, 1, "Paste")
+    studio.generate(0, 2, "Paste")
+    assert studio.samples == 2 and len(first.dataset.images) == 1
+    again = Studio(load_config(cfg_path), tmp_path / "session", config_path=cfg_path)  # the UI restarted
+    assert again.samples == 2
+    review = again.generate(0, 1, "Original")
+    assert len(review.dataset.images) == 3
+    assert (tmp_path / "session" / "config.yaml").is_file() and (tmp_path / "session" / "manifest.json").is_file()
+    planned = GenerationRun(load_config(cfg_path), tmp_path / "planned")
+    with pytest.raises(ValueError, match="`add` is for interactive runs"):
+        planned.add(None, [])
