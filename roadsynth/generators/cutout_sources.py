@@ -8,6 +8,9 @@ the image border are skipped: the object is cut off there and would be pasted wi
 from __future__ import annotations
 
 import csv
+import json
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -227,22 +230,48 @@ def from_yolo(root: str | Path, class_map: Mapping[str, str]) -> CutoutBank:
 
 
 def build_bank(sources: Iterable[Mapping[str, Any]]) -> CutoutBank:
-    """Build from config-like dicts (`roadsynth.config.CutoutSource.model_dump()`)."""
+    """Build from config-like dicts (`roadsynth.config.CutoutSource.model_dump()`). A source's bank is built
+    once per process and reused while none of its files changes: cutting masks from boxes takes about half a
+    second per object, and a process may build the same run's bank several times (the UI, each generation
+    of an experiment, tests)."""
     banks = []
     for s in sources:
         kind, path = s["kind"], Path(s["path"])
         if not path.exists():
             raise FileNotFoundError(f"{path}: cut-out source ({kind}) not found")
-        if kind == "msrc":
-            banks.append(from_msrc(path, s.get("categories") or ("cow", "sheep", "dog", "horse"), s.get("min_area", 1500)))
-        elif kind == "weizmann":
-            banks.append(from_weizmann(path, s.get("min_area", 1500)))
-        elif kind == "coco":
-            banks.append(from_coco_polygons(path, s["images_dir"], s.get("categories") or (), s.get("min_area", 1500)))
-        elif kind == "yolo":
-            banks.append(from_yolo(path, s.get("class_map") or {}))
-        elif kind == "bank":
-            banks.append(CutoutBank.load(path))
-        else:
+        if kind not in ("msrc", "weizmann", "coco", "yolo", "bank"):
             raise ValueError(f"`kind` must be one of msrc, weizmann, coco, yolo, bank, but got {kind!r}")
+        key = (json.dumps(dict(s), sort_keys=True, default=str), _fingerprint(path),
+               _fingerprint(Path(s["images_dir"])) if kind == "coco" and s.get("images_dir") else ())
+        with _BUILT_LOCK:
+            bank = _BUILT.get(key)
+        if bank is None:
+            bank = _build_one(kind, path, s)
+            with _BUILT_LOCK:
+                _BUILT[key] = bank
+                while len(_BUILT) > 8:
+                    _BUILT.popitem(last=False)
+        banks.append(bank)
     return CutoutBank.concat(banks)
+
+
+_BUILT: OrderedDict = OrderedDict()
+_BUILT_LOCK = threading.Lock()  # task-runner threads may build banks at once
+
+
+def _fingerprint(path: Path) -> tuple:
+    """(file, size, mtime) of every file at or under `path`: what a bank built from it depends on."""
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+    return tuple((str(f), st.st_size, st.st_mtime_ns) for f in files for st in (f.stat(),))
+
+
+def _build_one(kind: str, path: Path, s: Mapping[str, Any]) -> CutoutBank:
+    if kind == "msrc":
+        return from_msrc(path, s.get("categories") or ("cow", "sheep", "dog", "horse"), s.get("min_area", 1500))
+    if kind == "weizmann":
+        return from_weizmann(path, s.get("min_area", 1500))
+    if kind == "coco":
+        return from_coco_polygons(path, s["images_dir"], s.get("categories") or (), s.get("min_area", 1500))
+    if kind == "yolo":
+        return from_yolo(path, s.get("class_map") or {})
+    return CutoutBank.load(path)

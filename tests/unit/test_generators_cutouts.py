@@ -62,3 +62,19 @@ def test_msrc_segments_holding_several_animals_are_left_out(tmp_path):
         assert "exclude.csv" in str(e) and "segment_id" in str(e)
     else:
         raise AssertionError("a malformed exclude.csv must be an error")
+
+
+def test_a_sources_bank_is_built_once_per_process_until_one_of_its_files_changes(tmp_path):
+    import os
+    import shutil
+
+    from tests.conftest import DATA
+
+    shutil.copytree(DATA / "cutouts" / "weizmann_horse", tmp_path / "w")
+    src = [{"kind": "weizmann", "path": str(tmp_path / "w")}]
+    first = build_bank(src)
+    assert build_bank(src).cutouts[0] is first.cutouts[0]  # reused, not cut again
+    mask = sorted((tmp_path / "w" / "figure_ground").glob("*.jpg"))[0]
+    os.utime(mask, ns=(1, 1))  # a source file changed: cut again
+    again = build_bank(src)
+    assert again.cutouts[0] is not first.cutouts[0] and len(again) == len(first)
