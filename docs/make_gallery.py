@@ -196,19 +196,10 @@ def cutout_gallery(tile: int = 200, per_class: int = 2) -> None:
     import cv2
 
     from roadsynth.datasets.records import Box
+    from roadsynth.generators.bank import on_grey
     from roadsynth.generators.cutout_sources import iter_msrc_instances
     from roadsynth.generators.mask_score import cutout_quality
     from roadsynth.generators.masks import grabcut_mask, mask_iou
-
-    def on_grey(rgb, mask):
-        out = np.where(mask[..., None], rgb, 128).astype(np.uint8)
-        h, w = out.shape[:2]
-        s = tile / max(h, w)
-        out = cv2.resize(out, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        canvas = np.full((tile, tile, 3), 128, np.uint8)
-        y, x = (tile - out.shape[0]) // 2, (tile - out.shape[1]) // 2
-        canvas[y:y + out.shape[0], x:x + out.shape[1]] = out
-        return canvas
 
     rows = []
     msrc = [x for k, x in enumerate(iter_msrc_instances(ROOT / "data/sample/cutouts/msrc_v2_animals")) if k % 2 == 1]
@@ -220,14 +211,14 @@ def cutout_gallery(tile: int = 200, per_class: int = 2) -> None:
         photo = rgb.copy()
         cv2.rectangle(photo, (x1, y1), (x2 - 1, y2 - 1), (255, 60, 40), 2)
         crop = lambda m: m[y1:y2, x1:x2]  # noqa: E731
-        tiles = [label(on_grey(photo, np.ones(photo.shape[:2], bool)), cls),
-                 label(on_grey(crop(rgb), crop(true)), "true mask")]
+        tiles = [label(on_grey(photo, np.ones(photo.shape[:2], bool), tile), cls),
+                 label(on_grey(crop(rgb), crop(true), tile), "true mask")]
         for title, kwargs in (("old", {"work_px": None}), ("new", {})):
             m, _ = grabcut_mask(rgb, box, **kwargs)
             full = np.zeros(true.shape, bool)
             full[y1:y1 + m.shape[0], x1:x1 + m.shape[1]] = m
             q = cutout_quality(rgb, full, box.xywh())["score"]
-            tiles.append(label(on_grey(crop(rgb), m), f"{title} IoU {mask_iou(m, crop(true)):.2f} q {q:.2f}"))
+            tiles.append(label(on_grey(crop(rgb), m, tile), f"{title} IoU {mask_iou(m, crop(true)):.2f} q {q:.2f}"))
         rows.append(np.concatenate([np.pad(t, ((3, 3), (3, 3), (0, 0)), constant_values=255) for t in tiles], axis=1))
     save_image_atomic(OUT / "cutouts_before_after.jpg", np.concatenate(rows, axis=0), 88)
 

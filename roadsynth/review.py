@@ -125,7 +125,6 @@ class Studio:
         from roadsynth.generate.run import GenerationRun
         from roadsynth.generate.sources import build_bank_for
 
-        self.cfg = cfg
         # One interactive GenerationRun: a new folder, or an earlier session's with its samples kept.
         self.run = GenerationRun(cfg, session, interactive=True)
         self.session, self.sources = self.run.out, self.run.sources
@@ -135,6 +134,11 @@ class Studio:
         self.frames = [(s, im) for s, (ds, _) in enumerate(self.sources) for im in ds.images]
         self.bank = build_bank_for(cfg.generate)
         self._workers: dict[tuple, Any] = {}
+
+    @property
+    def cfg(self) -> Config:
+        """The config the session's next samples are made with (the ego editor may replace it)."""
+        return self.run.cfg
 
     @property
     def samples(self) -> int:
@@ -199,8 +203,7 @@ class Studio:
             raise ValueError("the ego editor needs the config's file (start the UI with `--config`)")
         s, im = self.frames[frame_index]
         path = with_ego_polygon(self.config_path, self.cfg.generate.scenes[s].name, points, im.file_name)
-        self.cfg, self.config_path = load_config(path), path
-        self.run.cfg = self.cfg  # the session's config.yaml says what its next samples are made with
+        self.run.cfg, self.config_path = load_config(path), path
         self._workers.clear()  # workers hold the old scene sources' ego masks
         return path
 

@@ -120,10 +120,16 @@ def load_model(path: str | Path, model: type[M]) -> M:
         raw = read_yaml(path, "config file")
     except (FileNotFoundError, InputFileError) as e:  # missing, not a regular file, not YAML, or past a limit
         raise ConfigError(str(e)) from None
+    return validate_model(raw, path, model)
+
+
+def validate_model(raw: object, path: Path, model: type[M]) -> M:
+    """`raw` (a YAML document as read from `path`, or an edit of it) as `model`, relative paths resolved
+    against `path`'s folder; ConfigError lists every invalid field."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, but got {type(raw).__name__}")
     try:
-        return model.model_validate(_resolve_paths(raw, path.parent.resolve()))
+        return model.model_validate(_resolve_paths(raw, Path(path).parent.resolve()))
     except ValidationError as e:
         lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
                  + (f", but got {err['input']!r}" if err["type"] not in ("missing", "extra_forbidden")

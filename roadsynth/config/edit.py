@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Sequence
 
 import yaml
-from pydantic import ValidationError
 
 from roadsynth.datasets.io import atomic_write_text, read_input, read_yaml
 
@@ -34,7 +33,7 @@ def with_ego_polygon(config_path: Path, source: str, polygon: Sequence[tuple[flo
                      frame: str = "") -> Path:
     """A copy of the config at `config_path` whose scene source `source` has `ego: {polygon: ...}` (pixels),
     checked as a config, written atomically to `ego_config_path(config_path)`; returns that path."""
-    from roadsynth.config import Config, _resolve_paths
+    from roadsynth.config import Config, validate_model
 
     config_path = Path(config_path)
     raw = read_yaml(config_path, "config file")
@@ -46,10 +45,7 @@ def with_ego_polygon(config_path: Path, source: str, polygon: Sequence[tuple[flo
         raise ValueError(f"an ego polygon needs at least 3 points, but got {len(polygon)}")
     entry["ego"] = {"polygon": [[round(float(x), 1), round(float(y), 1)] for x, y in polygon]}
     entry.pop("ego_in_view", None)  # "no ego vehicle in view" no longer holds
-    try:
-        Config.model_validate(_resolve_paths(raw, config_path.parent.resolve()))
-    except ValidationError as e:
-        raise ValueError(f"{config_path}: the edited config is not valid: {e.errors()[0]['msg']}") from None
+    validate_model(raw, config_path, Config)  # the edited document, checked as the file itself would be
     out = ego_config_path(config_path)
     if out.exists() and not _ours(out):
         raise ValueError(f"{out}: exists and was not written by roadsynth; refusing to overwrite it")

@@ -123,6 +123,20 @@ def save_decision(folder: Path, cutout_id: str, decision: str | None) -> Path:
 SORTS = ("score, lowest first", "score, highest first", "category")
 
 
+def on_grey(rgb: np.ndarray, alpha: np.ndarray, size: int = 160, grey: int = 128) -> np.ndarray:
+    """A cut-out (`alpha` in [0, 1], or a bool mask) over a neutral grey square of `size` pixels: the
+    background it carries shows against it (the review page, the README's gallery)."""
+    a = alpha.astype(np.float32)[..., None]
+    out = (rgb.astype(np.float32) * a + grey * (1 - a)).astype(np.uint8)
+    h, w = out.shape[:2]
+    s = size / max(h, w)
+    out = cv2.resize(out, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    canvas = np.full((size, size, 3), grey, np.uint8)
+    y, x = (size - out.shape[0]) // 2, (size - out.shape[1]) // 2
+    canvas[y:y + out.shape[0], x:x + out.shape[1]] = out
+    return canvas
+
+
 class BankReview:
     """A saved bank under review by a person: every cut-out (also the gate's refusals) with its score, its
     gate verdict and the person's decision, which `decide` saves to `decisions.csv` at once."""
@@ -163,18 +177,9 @@ class BankReview:
         q = "unscored" if c.quality is None else f"{c.quality:.2f}"
         return f"{c.category} · {q} · {self.status(cutout_id)} · {cutout_id}"
 
-    def thumbnail(self, cutout_id: str, size: int = 160, grey: int = 128) -> np.ndarray:
-        """The cut-out over a neutral grey square: background it carries shows against it."""
+    def thumbnail(self, cutout_id: str, size: int = 160) -> np.ndarray:
         c = self.bank.get(cutout_id)
-        a = c.alpha[..., None]
-        rgb = (c.rgb.astype(np.float32) * a + grey * (1 - a)).astype(np.uint8)
-        h, w = rgb.shape[:2]
-        s = size / max(h, w)
-        rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        out = np.full((size, size, 3), grey, np.uint8)
-        y, x = (size - rgb.shape[0]) // 2, (size - rgb.shape[1]) // 2
-        out[y:y + rgb.shape[0], x:x + rgb.shape[1]] = rgb
-        return out
+        return on_grey(c.rgb, c.alpha, size)
 
     def decide(self, cutout_id: str, decision: str | None) -> Path:
         path = save_decision(self.folder, cutout_id, decision)
