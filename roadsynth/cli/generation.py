@@ -9,14 +9,15 @@ import typer
 
 from roadsynth.cli.base import OVERWRITE, Engine, _fail, _load, _print_failures, _read_json, command, console
 
+ENGINE = typer.Option(Engine.auto, help="auto: prefect with a Prefect server or Dask/Ray, else local; "
+                                        "prefect: a flow with one task per chunk; local: in-process")
 
 
 @command()
 def generate(
     config: Path = typer.Argument(..., help="roadsynth YAML config"),
     out: Path = typer.Option(..., "--out", help="output folder"),
-    engine: Engine = typer.Option(Engine.auto, help="auto: prefect with a Prefect server or Dask/Ray, else local; "
-                                                    "prefect: a flow with one task per chunk; local: in-process"),
+    engine: Engine = ENGINE,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Generate a COCO dataset with inserted objects (resumable: finished chunks are kept)."""
@@ -34,8 +35,7 @@ def generate(
 def restyle(
     config: Path = typer.Argument(..., help="roadsynth YAML config with `generate.restyle` and/or `generate.weather`"),
     out: Path = typer.Option(..., "--out", help="output folder"),
-    engine: Engine = typer.Option(Engine.auto, help="auto: prefect with a Prefect server or Dask/Ray, else local; "
-                                                    "prefect: a flow with one task per chunk; local: in-process"),
+    engine: Engine = ENGINE,
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Restyle vehicles and/or apply weather to real frames, keeping their labels (no objects inserted)."""

@@ -42,9 +42,7 @@ def _read_scene_source(src: SceneSource, max_pixels: int | None) -> tuple[Datase
             scene_regex=src.scene_regex, source_name=src.name, max_pixels=max_pixels,
         )
         return ds, src.path
-    fmt = get_format(src.format)
-    if fmt.needs_images_root and src.images_root is None:
-        raise ValueError(f"scene source `{src.name}`: `images_root` is required for format {fmt.name}")
+    fmt = get_format(src.format)  # a SceneSource was checked for `images_root` when its config loaded
     options = src.reader_options()
     if fmt.label_maps_option and src.label_maps:
         options[fmt.label_maps_option] = src.label_maps

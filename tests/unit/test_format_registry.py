@@ -51,6 +51,10 @@ def test_options_and_images_root_are_checked_as_each_reader_declares(tmp_path):
         DatasetSource(format="kitti", path=tmp_path, version="v1.0-trainval")
     with pytest.raises(ValueError, match="`images_root` is required for format bdd100k"):
         DatasetSource(format="bdd100k", path=tmp_path / "labels.json")
+    from roadsynth.config.generate import SceneSource
+
+    with pytest.raises(ValueError, match="`images_root` is required for format coco"):  # refused at load, not mid-run
+        SceneSource(name="cam", format="coco", path=tmp_path / "labels.json")
     with pytest.raises(ValueError, match="`split` does not apply to format kitti"):
         read_format("kitti", tmp_path, split="val")
     with pytest.raises(ValueError, match="`format` must be one of yolo, coco, kitti"):
