@@ -181,7 +181,8 @@ def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> dict[str
     sources = list(cfg.generate.cutouts)
     if cfg.experiment.cutouts_from_real:
         classes = {real: canonical(ours) for real, ours in cfg.experiment.cutouts_from_real.items()}
-        bank = build_bank_from_boxes(train.dataset, train.images_root, classes)
+        bank = build_bank_from_boxes(train.dataset, train.images_root, classes,
+                                     segmenter=cfg.experiment.cutouts_segmenter)
         bank_dir = out_dir / "real_cutouts"
         bank.save(bank_dir)
         sources.append(CutoutSource(kind="bank", path=bank_dir))

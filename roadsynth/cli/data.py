@@ -137,11 +137,14 @@ def cutouts(
                                                                 "bank (repeatable; default every class)"),
     min_quality: Optional[float] = typer.Option(None, "--min-quality", help="refuse cut-outs whose mask quality "
                                                 "score is below this (kept in the folder, marked kept: false)"),
+    segmenter: Optional[Path] = typer.Option(None, "--segmenter", help="a box segmenter folder (roadsynth "
+                                             "train-segmenter, e.g. models/box_segmenter) to cut the masks of a "
+                                             "box-only dataset; default GrabCut"),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Build a reusable, scored cut-out bank from a labelled dataset (use it as `cutouts: [{kind: bank, path: OUT}]`)."""
     from roadsynth.datasets.outdir import claim
-    from roadsynth.generators.bank import build_from_dataset, save_bank
+    from roadsynth.generators.bank import MASK_FORMATS, build_from_dataset, save_bank
 
     if fmt not in CUTOUT_FORMATS:
         _fail(f"`--format` must be one of {', '.join(CUTOUT_FORMATS)}, but got {fmt!r}")
@@ -150,14 +153,20 @@ def cutouts(
     bad = [m for m in class_map if "=" not in m or not m.split("=", 1)[0].strip()]
     if bad:
         _fail(f"`--class-map` must look like SOURCE=NAME, but got {bad[0]!r}")
+    if segmenter is not None and fmt in MASK_FORMATS:
+        _fail(f"`--segmenter` cuts masks from boxes, but a {fmt} dataset has its own masks")
     claim(out, "cutouts", overwrite=overwrite)
-    bank = build_from_dataset(fmt, src, images_root=images_root,
-                              class_map=dict(m.split("=", 1) for m in class_map) or None)
-    if not bank.cutouts:
+    try:
+        bank = build_from_dataset(fmt, src, images_root=images_root, segmenter=segmenter,
+                                  class_map=dict(m.split("=", 1) for m in class_map) or None)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    if not bank.cutouts and not bank.unsure:
         _fail(f"{src}: no usable cut-out (objects too small, cut off by the border, or no such class)")
     m = save_bank(bank, out, min_quality)
-    console.print(f"{m['kept']} cut-outs kept, {m['refused']} refused (mask quality < {min_quality}) -> {out}"
-                  if min_quality is not None else f"{m['kept']} cut-outs -> {out}")
+    why = "; ".join(f"{n} {reason}" for reason, n in m["refused_per_reason"].items())
+    console.print(f"{m['kept']} cut-outs kept, {m['refused']} refused ({why}) -> {out}" if m["refused"]
+                  else f"{m['kept']} cut-outs -> {out}")
     console.print(f"per class: {m['kept_per_class']}; mask methods: {m['mask_methods']}; quality quartiles: "
                   f"{m['quality_quartiles']}")
     _print_skipped("source files that could not be used", bank.problems)

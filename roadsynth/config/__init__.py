@@ -82,12 +82,12 @@ class Config(Section):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_PATH_KEYS = {"path", "images_root", "label_maps", "images_dir"}
+_PATH_KEYS = {"path", "images_root", "label_maps", "images_dir", "segmenter"}
 # Model paths only under the diffusion sections: the detector's `model` is a model name.
 _MODEL_PATH_KEYS = {"model", "config", "controlnet", "weights"}
 _MODEL_SECTIONS = {"inpaint", "restyle", "diffusion", "detector_check"}
 # The detector's `model` is an architecture name (yolo11n.yaml), its `weights` a file.
-_SECTION_PATH_KEYS = {"detector": {"weights"}, "experiment": {"reuse_dir"}, "ego": {"masks"},
+_SECTION_PATH_KEYS = {"detector": {"weights"}, "experiment": {"reuse_dir", "cutouts_segmenter"}, "ego": {"masks"},
                       "pseudo_labels": {"weights"}, "insert": {"same_objects_as"}}
 
 

@@ -106,6 +106,9 @@ class ExperimentConfig(Section):
     cutouts_from_real: dict[str, str] = Field(
         {}, description="real category -> roadsynth category: cut-outs of the long-tail class from the kept train images"
     )
+    cutouts_segmenter: Path | None = Field(
+        None, description="a box segmenter folder (`roadsynth train-segmenter`) that cuts the `cutouts_from_real` "
+                          "masks from their boxes; default GrabCut")
     arms: list[Literal[ARMS]] = ["real", "real+generated"]
     target_classes: list[str] | None = Field(
         None, description="classes the verdict is about (default: the `real.long_tail` keys)")

@@ -177,6 +177,15 @@ class CutoutSource(Section):
     categories: list[str] | None = None  # msrc / coco: which classes to take
     class_map: dict[str, str] | None = None  # yolo: dataset class name -> roadsynth category
     min_area: int = 1500
+    segmenter: Path | None = Field(None, description="yolo: a box segmenter folder (`roadsynth train-segmenter`, e.g. "
+                                                     "models/box_segmenter) that cuts the masks; default GrabCut")
+
+    @model_validator(mode="after")
+    def _segmenter_for_boxes(self) -> "CutoutSource":
+        if self.segmenter is not None and self.kind != "yolo":
+            raise ValueError(f"`segmenter` cuts masks from boxes, so only a `yolo` source takes one, but got kind "
+                             f"{self.kind!r} (whose masks are its own)")
+        return self
 
 
 class InpaintConfig(Section):

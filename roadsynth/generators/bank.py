@@ -28,9 +28,11 @@ MAX_DECISIONS_BYTES = 16 << 20
 
 
 def build_from_dataset(fmt: str, src: Path, *, images_root: Path | None = None,
-                       class_map: Mapping[str, str] | None = None, **reader_options) -> CutoutBank:
+                       class_map: Mapping[str, str] | None = None, segmenter: Path | None = None,
+                       **reader_options) -> CutoutBank:
     """Cut-outs of `src` in format `fmt`; `class_map` (dataset class -> bank class) picks and renames the
-    classes (default: every class, as named)."""
+    classes (default: every class, as named). `segmenter`: a box segmenter folder that cuts the masks of a
+    box-only format (default GrabCut); mask formats keep their own masks."""
     if fmt == "msrc":
         bank = from_msrc(src, list(class_map) if class_map else ("cow", "sheep", "dog", "horse"))
     elif fmt == "weizmann":
@@ -49,7 +51,7 @@ def build_from_dataset(fmt: str, src: Path, *, images_root: Path | None = None,
 
         split = read_dataset(DatasetSource(format=fmt, path=src, images_root=images_root, **reader_options))
         mapping = dict(class_map) if class_map else {c.name: c.name for c in split.dataset.categories}
-        return build_bank_from_boxes(split.dataset, split.images_root, mapping)
+        return build_bank_from_boxes(split.dataset, split.images_root, mapping, segmenter=segmenter)
     if class_map:  # mask formats name their own classes: rename after the fact
         bank = CutoutBank([replace(c, category=class_map.get(c.category, c.category)) for c in bank.cutouts],
                           bank.problems)
@@ -59,17 +61,20 @@ def build_from_dataset(fmt: str, src: Path, *, images_root: Path | None = None,
 def save_bank(bank: CutoutBank, out: Path, min_quality: float | None = None) -> dict:
     """Save `bank` into `out` (kept and refused cut-outs, `index.json`) with a `manifest.json` of counts;
     returns the manifest."""
-    refused = [c for c in bank.cutouts if min_quality is not None and c.quality is not None and c.quality < min_quality]
-    refused_ids = {id(c) for c in refused}
-    kept = CutoutBank([c for c in bank.cutouts if id(c) not in refused_ids], bank.problems)
+    low = [c for c in bank.cutouts if min_quality is not None and c.quality is not None and c.quality < min_quality]
+    low_ids = {id(c) for c in low}
+    kept = CutoutBank([c for c in bank.cutouts if id(c) not in low_ids], bank.problems)
+    refused = bank.unsure + low
     kept.save(out, refused=refused)
-    scores = sorted(c.quality for c in bank.cutouts if c.quality is not None)
+    every = bank.cutouts + bank.unsure
+    scores = sorted(c.quality for c in every if c.quality is not None)
+    reasons = dict(bank.refused) | ({f"mask quality below {min_quality:g}": len(low)} if low else {})
     manifest = {
-        "cutouts": len(bank.cutouts), "kept": len(kept.cutouts), "refused": len(refused),
-        "min_quality": min_quality,
+        "cutouts": len(every), "kept": len(kept.cutouts), "refused": len(refused),
+        "min_quality": min_quality, "refused_per_reason": dict(sorted(reasons.items())),
         "kept_per_class": dict(sorted(Counter(c.category for c in kept.cutouts).items())),
         "refused_per_class": dict(sorted(Counter(c.category for c in refused).items())),
-        "mask_methods": dict(sorted(Counter(c.mask_method for c in bank.cutouts).items())),
+        "mask_methods": dict(sorted(Counter(c.mask_method for c in every).items())),
         "quality_quartiles": [scores[int(q * (len(scores) - 1))] for q in (0.25, 0.5, 0.75)] if scores else None,
         "problems": bank.problems,
     }
@@ -175,7 +180,8 @@ class BankReview:
     def caption(self, cutout_id: str) -> str:
         c = self.bank.get(cutout_id)
         q = "unscored" if c.quality is None else f"{c.quality:.2f}"
-        return f"{c.category} · {q} · {self.status(cutout_id)} · {cutout_id}"
+        sure = "" if c.certainty is None else f" · sure {c.certainty:.2f}"  # the box segmenter's own
+        return f"{c.category} · {q}{sure} · {self.status(cutout_id)} · {cutout_id}"
 
     def thumbnail(self, cutout_id: str, size: int = 160) -> np.ndarray:
         c = self.bank.get(cutout_id)

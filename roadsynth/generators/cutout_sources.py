@@ -22,7 +22,7 @@ from PIL import Image
 from roadsynth.datasets.io import inside, load_image, read_json
 from roadsynth.datasets.records import Dataset
 from roadsynth.generators.cutouts import CutoutBank, make_cutout
-from roadsynth.generators.masks import grabcut_mask
+from roadsynth.generators.masks import box_mask
 
 MSRC_CLASSES = ["building", "grass", "tree", "cow", "horse", "sheep", "sky", "mountain", "aeroplane", "water", "face",
                 "car", "bicycle", "flower", "sign", "bird", "book", "chair", "road", "cat", "dog", "body", "boat"]
@@ -182,16 +182,24 @@ def from_coco_polygons(instances_json: str | Path, images_dir: str | Path, categ
 
 
 def build_bank_from_boxes(ds: Dataset, images_root: str | Path, class_map: Mapping[str, str],
-                          min_side: int = 24, keep_fallback: bool = False) -> CutoutBank:
-    """Cut-outs from box annotations (`class_map`: dataset category name -> roadsynth category) via GrabCut.
+                          min_side: int = 24, keep_fallback: bool = False,
+                          segmenter: str | Path | None = None) -> CutoutBank:
+    """Cut-outs from box annotations (`class_map`: dataset category name -> roadsynth category), their masks
+    cut by GrabCut, or by the box segmenter in the folder `segmenter` (generators/box_segmenter.py).
 
     Where GrabCut degenerates the mask would be a plain ellipse, which pastes as a visible oval of
-    background: such instances are skipped unless `keep_fallback`.
+    background: such instances are skipped unless `keep_fallback`. Masks the segmenter is less certain of
+    than its manifest's floor are refused (the bank's `unsure`, counted in `refused`).
     """
+    seg = None
+    if segmenter is not None:
+        from roadsynth.generators.box_segmenter import load_segmenter
+
+        seg = load_segmenter(segmenter)
     names = {c.id: c.name for c in ds.categories}
     lower_map = {k.lower(): v for k, v in class_map.items()}
     by_image = ds.annotations_by_image()
-    out, problems = [], []
+    out, problems, unsure = [], [], []
     for im in ds.images:
         anns = [a for a in by_image.get(im.id, []) if names[a.category_id].lower() in lower_map and not a.iscrowd]
         if not anns:
@@ -206,27 +214,31 @@ def build_bank_from_boxes(ds: Dataset, images_root: str | Path, class_map: Mappi
             b = a.bbox
             if min(b.w, b.h) < min_side or b.x <= 1 or b.y <= 1 or b.x2 >= W - 1 or b.y2 >= H - 1:
                 continue  # too small to cut out, or cut off by the image border
-            m, method = grabcut_mask(rgb, b)
-            if method != "grabcut" and not keep_fallback:
+            m, method, certain = box_mask(rgb, b, seg)
+            if method == "ellipse" and not keep_fallback:
                 continue
             full = np.zeros((H, W), bool)
             x1, y1 = max(int(np.floor(b.x)), 0), max(int(np.floor(b.y)), 0)
             full[y1 : y1 + m.shape[0], x1 : x1 + m.shape[1]] = m
             c = make_cutout(rgb, full, lower_map[names[a.category_id].lower()],
                             f"boxes:{im.file_name}#ann{a.id}", method, f"boxes/{im.id}/{a.id}",
-                            Path(images_root) / im.file_name, box=b.xywh())
-            if c is not None:  # the labelled box, not the mask's: the photo's box as it was drawn
-                out.append(replace(c, source_box=_int_box(b.xywh()), source_labels=tuple(
-                    (lower_map.get(names[o.category_id].lower(), names[o.category_id]), _int_box(o.bbox.xywh()))
-                    for o in by_image.get(im.id, []) if not o.iscrowd)))
-    return CutoutBank(out, problems)
+                            Path(images_root) / im.file_name, box=b.xywh(), certainty=certain)
+            if c is None:
+                continue
+            c = replace(c, source_box=_int_box(b.xywh()), source_labels=tuple(  # the box as it was drawn
+                (lower_map.get(names[o.category_id].lower(), names[o.category_id]), _int_box(o.bbox.xywh()))
+                for o in by_image.get(im.id, []) if not o.iscrowd))
+            floor = seg.min_certainty if seg is not None and method == "learned" else None
+            (unsure if floor is not None and certain < floor else out).append(c)
+    refused = {f"box segmenter unsure (certainty below {seg.min_certainty:g})": len(unsure)} if unsure else {}
+    return CutoutBank(out, problems, refused, unsure)
 
 
-def from_yolo(root: str | Path, class_map: Mapping[str, str]) -> CutoutBank:
+def from_yolo(root: str | Path, class_map: Mapping[str, str], segmenter: str | Path | None = None) -> CutoutBank:
     from roadsynth.datasets.yolo import read_yolo
 
     ds, images_root = read_yolo(root)
-    return build_bank_from_boxes(ds, images_root, class_map)
+    return build_bank_from_boxes(ds, images_root, class_map, segmenter=segmenter)
 
 
 def build_bank(sources: Iterable[Mapping[str, Any]]) -> CutoutBank:
@@ -242,7 +254,8 @@ def build_bank(sources: Iterable[Mapping[str, Any]]) -> CutoutBank:
         if kind not in ("msrc", "weizmann", "coco", "yolo", "bank"):
             raise ValueError(f"`kind` must be one of msrc, weizmann, coco, yolo, bank, but got {kind!r}")
         key = (json.dumps(dict(s), sort_keys=True, default=str), _fingerprint(path),
-               _fingerprint(Path(s["images_dir"])) if kind == "coco" and s.get("images_dir") else ())
+               _fingerprint(Path(s["images_dir"])) if kind == "coco" and s.get("images_dir") else (),
+               _fingerprint(Path(s["segmenter"])) if s.get("segmenter") else ())
         with _BUILT_LOCK:
             bank = _BUILT.get(key)
         if bank is None:
@@ -273,5 +286,5 @@ def _build_one(kind: str, path: Path, s: Mapping[str, Any]) -> CutoutBank:
     if kind == "coco":
         return from_coco_polygons(path, s["images_dir"], s.get("categories") or (), s.get("min_area", 1500))
     if kind == "yolo":
-        return from_yolo(path, s.get("class_map") or {})
+        return from_yolo(path, s.get("class_map") or {}, s.get("segmenter"))
     return CutoutBank.load(path)

@@ -40,6 +40,8 @@ class Cutout:
     # A person's decision in the bank's review (`decisions.csv`): "accept" keeps it whatever its score,
     # "reject" never reaches a generation; None: not reviewed.
     review: str | None = None
+    # The box segmenter's certainty in its mask (box_segmenter.certainty); None: another mask method.
+    certainty: float | None = None
 
     @property
     def aspect(self) -> float:
@@ -47,7 +49,8 @@ class Cutout:
 
 
 def make_cutout(rgb: np.ndarray, mask: np.ndarray, category: str, source: str, method: str, id_: str,
-                source_path: str | Path | None = None, box: Sequence[float] | None = None) -> Cutout | None:
+                source_path: str | Path | None = None, box: Sequence[float] | None = None,
+                certainty: float | None = None) -> Cutout | None:
     """A cut-out from a full-frame `mask` on its photo, scored against `box` (x, y, w, h: the labelled box
     a derived mask came from; default the mask's own box)."""
     from roadsynth.generators.mask_score import cutout_quality
@@ -60,18 +63,22 @@ def make_cutout(rgb: np.ndarray, mask: np.ndarray, category: str, source: str, m
                   mask[y1:y2, x1:x2].astype(np.float32), source, method,
                   str(Path(source_path).resolve()) if source_path is not None else None,
                   (int(rgb.shape[1]), int(rgb.shape[0])), (x1, y1, x2 - x1, y2 - y1),
-                  quality=cutout_quality(rgb, mask, None if box is None else tuple(box))["score"])
+                  quality=cutout_quality(rgb, mask, None if box is None else tuple(box))["score"],
+                  certainty=None if certainty is None else round(float(certainty), 4))
 
 
 class CutoutBank:
     """Cut-outs by category and id. `problems`: source files that could not be used, one line each (a bad image
-    in a cut-out folder is skipped and reported; the run goes on)."""
+    in a cut-out folder is skipped and reported; the run goes on). `unsure`: cut-outs their own mask step
+    refused (below the box segmenter's certainty floor), counted in `refused` by whoever built the bank: never
+    pasted, but a saved bank keeps them for review."""
 
     def __init__(self, cutouts: Iterable[Cutout] = (), problems: Iterable[str] = (),
-                 refused: Mapping[str, int] | None = None):
+                 refused: Mapping[str, int] | None = None, unsure: Iterable[Cutout] = ()):
         self.cutouts = list(cutouts)
         self.problems = list(problems)
         self.refused = dict(refused or {})  # reason -> cut-outs left out by a gate (`gate`)
+        self.unsure = list(unsure)
         # Category names match case-insensitively (a config's `Horse` finds the Weizmann `horse` cut-outs), as
         # everywhere else in roadsynth; the first spelling seen is the one reported.
         self._by_cat: dict[str, list[Cutout]] = {}
@@ -116,7 +123,8 @@ class CutoutBank:
         for b in banks:
             for k, n in b.refused.items():
                 refused[k] = refused.get(k, 0) + n
-        return cls((c for b in banks for c in b.cutouts), (p for b in banks for p in b.problems), refused)
+        return cls((c for b in banks for c in b.cutouts), (p for b in banks for p in b.problems), refused,
+                   (c for b in banks for c in b.unsure))
 
     def gate(self, min_quality: float) -> "CutoutBank":
         """The cut-outs scoring at least `min_quality`; the others are counted in `refused` by reason.
@@ -129,7 +137,7 @@ class CutoutBank:
                 refused[key] = refused.get(key, 0) + 1
             else:
                 kept.append(c)
-        return CutoutBank(kept, self.problems, refused)
+        return CutoutBank(kept, self.problems, refused, self.unsure)
 
     def save(self, folder: str | Path, refused: Iterable[Cutout] = ()) -> None:
         """One RGBA PNG per cut-out + `index.json` (written last, so a folder with an index is complete).
@@ -147,7 +155,7 @@ class CutoutBank:
                           "source_size": list(c.source_size) if c.source_size else None,
                           "source_box": list(c.source_box) if c.source_box else None,
                           "source_labels": [[k, list(b)] for k, b in c.source_labels] if c.source_labels else None,
-                          "quality": c.quality, "kept": kept})
+                          "quality": c.quality, "certainty": c.certainty, "kept": kept})
         atomic_write_json(folder / "index.json", index, indent=1)
 
     @classmethod
@@ -176,7 +184,7 @@ class CutoutBank:
                               rgba[..., 3].astype(np.float32) / 255.0, e["source"], e["mask_method"],
                               e.get("source_path"), tuple(size) if size else None, tuple(box) if box else None,
                               tuple((k, tuple(b)) for k, b in labels) if labels else None, e.get("quality"),
-                              review))
+                              review, e.get("certainty")))
         return cls(out, refused=refused)
 
 

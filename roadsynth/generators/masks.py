@@ -71,6 +71,31 @@ def grabcut_mask(rgb: np.ndarray, box: Box, iters: int = 5, margin: float = 0.15
     return fg, "grabcut"
 
 
+def learned_mask(rgb: np.ndarray, box: Box, segmenter: Any) -> tuple[np.ndarray, str, float]:
+    """Bool mask of the box's size from the box segmenter (generators/box_segmenter.py), thresholded where its
+    manifest says, and the segmenter's certainty; the ellipse where it degenerates, as for GrabCut."""
+    from roadsynth.generators.box_segmenter import certainty
+
+    H, W = rgb.shape[:2]
+    x1, y1 = max(int(np.floor(box.x)), 0), max(int(np.floor(box.y)), 0)
+    x2, y2 = min(int(np.ceil(box.x2)), W), min(int(np.ceil(box.y2)), H)
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        return ellipse_mask(max(y2 - y1, 1), max(x2 - x1, 1)), "ellipse", 0.0
+    p = segmenter.probabilities(rgb, (box.x, box.y, box.x2, box.y2))
+    fg = largest_component(p >= segmenter.threshold)
+    if not 0.15 <= (fg.mean() if fg.size else 0.0) <= 0.98:
+        return ellipse_mask(y2 - y1, x2 - x1), "ellipse", 0.0
+    return fg, "learned", certainty(p)
+
+
+def box_mask(rgb: np.ndarray, box: Box, segmenter: Any = None) -> tuple[np.ndarray, str, float | None]:
+    """The box-to-mask step: the learned segmenter when one is given (with its certainty), else GrabCut
+    (certainty None)."""
+    if segmenter is None:
+        return (*grabcut_mask(rgb, box), None)
+    return learned_mask(rgb, box, segmenter)
+
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if n <= 2:
@@ -84,25 +109,32 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def measure_mask_quality(samples: list[tuple], gate: float | None = None) -> dict[str, Any]:
+def measure_mask_quality(samples: list[tuple], gate: float | None = None, segmenter: Any = None) -> dict[str, Any]:
     """Box-to-mask steps against true masks, on (rgb, true full-frame mask[, class]) samples.
 
-    Side by side: `grabcut` (as used: at the working size `WORK_PX`, with its ellipse fallback) and
-    `grabcut_plain` (the same at the photo's own size, roadsynth's step before), with the trivial
-    baselines `box` (the full box) and `ellipse`, all inside the true mask's tight box: mean and median IoU,
-    the share below IoU 0.6, fallbacks and seconds per mask. With `gate`, what a `cutout_min_quality` of that
-    value does to `grabcut`'s masks: the share refused and the kept masks' mean IoU and share below 0.6
-    (the score sees only the photo, never the true mask). Samples with a class also get `per_class`.
+    Side by side: `grabcut` (as used: at the working size `WORK_PX`, with its ellipse fallback),
+    `grabcut_plain` (the same at the photo's own size, roadsynth's step before 2026-12-04) and, given a
+    `segmenter`, `learned` (generators/box_segmenter.py), with the trivial baselines `box` (the full box) and
+    `ellipse`, all inside the true mask's tight box: mean and median IoU, the share below IoU 0.6,
+    fallbacks and seconds per mask; for `learned` also what its own certainty floor refuses, and the kept
+    (`sure`) masks' figures. With `gate`, what a `cutout_min_quality` of that value does to each
+    step's masks but the old one: the share refused and the kept masks' mean IoU and share below 0.6 (the
+    score sees only the photo, never the true mask). Samples with a class also get `per_class`.
     """
     import time
 
     from roadsynth.generators.mask_score import cutout_quality
 
-    steps = {"grabcut": {}, "grabcut_plain": {"work_px": None}}
+    steps: dict[str, Any] = {"grabcut": lambda rgb, b: box_mask(rgb, b),
+                             "grabcut_plain": lambda rgb, b: (*grabcut_mask(rgb, b, work_px=None), None)}
+    if segmenter is not None:
+        steps["learned"] = lambda rgb, b: learned_mask(rgb, b, segmenter)
+    sure: list[bool] = []  # the learned masks its certainty floor keeps
+    gated = [k for k in steps if k != "grabcut_plain"] if gate is not None else []
     iou: dict[str, list[float]] = {k: [] for k in (*steps, "box", "ellipse")}
     seconds = {k: 0.0 for k in steps}
     fallbacks = {k: 0 for k in steps}
-    quality: list[float] = []
+    quality: dict[str, list[float]] = {k: [] for k in gated}
     classes: list[str | None] = []
     for sample in samples:
         rgb, true = sample[0], sample[1]
@@ -110,16 +142,18 @@ def measure_mask_quality(samples: list[tuple], gate: float | None = None) -> dic
         ys, xs = np.nonzero(true)
         box = Box.from_xyxy(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
         t = true[int(box.y) : int(box.y2), int(box.x) : int(box.x2)]
-        for name, kwargs in steps.items():
+        for name, step in steps.items():
             t0 = time.perf_counter()
-            g, method = grabcut_mask(rgb, box, **kwargs)
+            g, method, certain = step(rgb, box)
             seconds[name] += time.perf_counter() - t0
-            fallbacks[name] += method != "grabcut"
+            if name == "learned":
+                sure.append(segmenter.min_certainty is None or certain >= segmenter.min_certainty)
+            fallbacks[name] += method == "ellipse"
             iou[name].append(mask_iou(g, t))
-            if name == "grabcut" and gate is not None:
+            if name in gated:
                 full = np.zeros(true.shape, bool)
                 full[int(box.y) : int(box.y) + g.shape[0], int(box.x) : int(box.x) + g.shape[1]] = g
-                quality.append(cutout_quality(rgb, full, box.xywh())["score"])
+                quality[name].append(cutout_quality(rgb, full, box.xywh())["score"])
         iou["box"].append(mask_iou(np.ones_like(t), t))
         iou["ellipse"].append(mask_iou(ellipse_mask(*t.shape), t))
     out: dict[str, Any] = {"n": len(samples)}
@@ -130,12 +164,18 @@ def measure_mask_quality(samples: list[tuple], gate: float | None = None) -> dic
         out[f"{k}_below_0.6"] = float(np.mean(np.asarray(iou[k]) < 0.6)) if iou[k] else float("nan")
         out[f"{k}_fallbacks"] = fallbacks[k]
         out[f"{k}_seconds_per_mask"] = round(seconds[k] / max(len(samples), 1), 4)
-    new = np.asarray(iou["grabcut"])
-    if gate is not None and new.size:
-        kept = np.asarray(quality) >= gate
-        out.update({"gate": gate, "gated_refused": float(1 - kept.mean()),
-                    "gated_kept_mean_iou": float(new[kept].mean()) if kept.any() else float("nan"),
-                    "gated_kept_below_0.6": float(np.mean(new[kept] < 0.6)) if kept.any() else float("nan")})
+    if gated and samples:
+        out["gate"] = gate
+    for k in gated if samples else []:
+        v, kept = np.asarray(iou[k]), np.asarray(quality[k]) >= gate
+        out.update({f"{k}_gated_refused": float(1 - kept.mean()),
+                    f"{k}_gated_kept_mean_iou": float(v[kept].mean()) if kept.any() else float("nan"),
+                    f"{k}_gated_kept_below_0.6": float(np.mean(v[kept] < 0.6)) if kept.any() else float("nan")})
+    if sure:
+        v, kept = np.asarray(iou["learned"]), np.asarray(sure)
+        out.update({"learned_min_certainty": segmenter.min_certainty, "learned_unsure_refused": float(1 - kept.mean()),
+                    "learned_sure_mean_iou": float(v[kept].mean()) if kept.any() else float("nan"),
+                    "learned_sure_below_0.6": float(np.mean(v[kept] < 0.6)) if kept.any() else float("nan")})
     if any(c is not None for c in classes):
         per = {}
         for c in sorted({c for c in classes if c is not None}):
@@ -143,5 +183,12 @@ def measure_mask_quality(samples: list[tuple], gate: float | None = None) -> dic
             per[c] = {"n": len(idx), **{f"{k}_mean_iou": round(float(np.mean([iou[k][i] for i in idx])), 4)
                                         for k in steps},
                       **{f"{k}_below_0.6": round(float(np.mean([iou[k][i] < 0.6 for i in idx])), 4) for k in steps}}
+            if sure:
+                ok = [i for i in idx if sure[i]]
+                per[c] |= {"learned_unsure_refused": round(1 - len(ok) / len(idx), 4),
+                           "learned_sure_mean_iou": round(float(np.mean([iou["learned"][i] for i in ok])), 4)
+                           if ok else float("nan"),
+                           "learned_sure_below_0.6": round(float(np.mean([iou["learned"][i] < 0.6 for i in ok])), 4)
+                           if ok else float("nan")}
         out["per_class"] = per
     return out

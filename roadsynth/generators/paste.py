@@ -198,6 +198,7 @@ class PasteInserter:
             "blend": self.blend, "scale": round(scale, 4),
             "flip": flipped, "match": m is not None, "shadow": self.shadow, "truncated": truncated,
             **({"cutout_review": cut.review} if cut.review else {}),  # a person's decision on this cut-out
+            **({"cutout_certainty": cut.certainty} if cut.certainty is not None else {}),  # the box segmenter's
         })
         return Insertion(p, box, visible, (cx1, cy1, cx2, cy2), prov, scores)
 
