@@ -134,8 +134,10 @@ def label(img: np.ndarray, text: str) -> np.ndarray:
     import cv2
 
     img = img.copy()
-    cv2.putText(img, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
-    cv2.putText(img, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
+    for k, line in enumerate(text.split("\n")):
+        y = 24 + 24 * k
+        cv2.putText(img, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
+        cv2.putText(img, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
     return img
 
 
@@ -189,21 +191,30 @@ def restyle_gallery() -> None:
 
 
 def cutout_gallery(tile: int = 200, per_class: int = 2) -> None:
-    """Box-to-mask before and after on validation MSRC animals (odd instances, never tuned on; the first
-    two of each of cow, sheep, dog): the photo with the box | the true mask | GrabCut at the photo's size (the old step) | GrabCut at
-    the working size (roadsynth's), each cut-out on grey with its IoU against the true mask and its quality
-    score."""
+    """Box-to-mask before and after on validation masks (never trained or tuned on): the first two odd MSRC
+    instances of each of cow, sheep, dog, and the first two odd-numbered Weizmann horses of ../shared that the
+    box segmenter kept for validation: the photo with the box | the true mask | GrabCut at the photo's size
+    (the oldest step) | GrabCut at the working size | the box segmenter (models/box_segmenter), each cut-out
+    on grey with its IoU against the true mask and its quality score."""
     import cv2
 
     from roadsynth.datasets.records import Box
     from roadsynth.generators.bank import on_grey
     from roadsynth.generators.cutout_sources import iter_msrc_instances
     from roadsynth.generators.mask_score import cutout_quality
-    from roadsynth.generators.masks import grabcut_mask, mask_iou
+    from roadsynth.generators.box_segmenter import load_segmenter
+    from roadsynth.generators.masks import grabcut_mask, learned_mask, mask_iou
+    from roadsynth.generators.segmenter_train import validation_instances
 
+    seg = load_segmenter(ROOT / "models/box_segmenter")
     rows = []
     msrc = [x for k, x in enumerate(iter_msrc_instances(ROOT / "data/sample/cutouts/msrc_v2_animals")) if k % 2 == 1]
     picks = [x for c in ("cow", "sheep", "dog") for x in [x for x in msrc if x[3] == c][:per_class]]
+    horses = ROOT.parent / "shared/data/cutouts/weizmann_horse"
+    if horses.is_dir():
+        kept, _ = validation_instances([{"kind": "weizmann", "path": horses, "parity": "odd"}],
+                                       seg.manifest["instances"], 1500)
+        picks += [(n, rgb, m, c) for n, _, rgb, m, c in kept[:per_class]]
     for name, rgb, true, cls in picks:
         ys, xs = np.nonzero(true)
         box = Box.from_xyxy(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
@@ -213,12 +224,16 @@ def cutout_gallery(tile: int = 200, per_class: int = 2) -> None:
         crop = lambda m: m[y1:y2, x1:x2]  # noqa: E731
         tiles = [label(on_grey(photo, np.ones(photo.shape[:2], bool), tile), cls),
                  label(on_grey(crop(rgb), crop(true), tile), "true mask")]
-        for title, kwargs in (("old", {"work_px": None}), ("new", {})):
-            m, _ = grabcut_mask(rgb, box, **kwargs)
+        steps = (("GrabCut old", lambda: grabcut_mask(rgb, box, work_px=None)),
+                 ("GrabCut", lambda: grabcut_mask(rgb, box)), ("learned", lambda: learned_mask(rgb, box, seg)))
+        for title, step in steps:
+            m, *_, sure = (*step(), None) if title != "learned" else step()
             full = np.zeros(true.shape, bool)
             full[y1:y1 + m.shape[0], x1:x1 + m.shape[1]] = m
             q = cutout_quality(rgb, full, box.xywh())["score"]
-            tiles.append(label(on_grey(crop(rgb), m, tile), f"{title} IoU {mask_iou(m, crop(true)):.2f} q {q:.2f}"))
+            # the segmenter's certainty, and whether its floor refuses the mask
+            s = "" if sure is None else f"\nsure {sure:.2f}{'' if sure >= seg.min_certainty else ' refused'}"
+            tiles.append(label(on_grey(crop(rgb), m, tile), f"{title}\nIoU {mask_iou(m, crop(true)):.2f} q {q:.2f}{s}"))
         rows.append(np.concatenate([np.pad(t, ((3, 3), (3, 3), (0, 0)), constant_values=255) for t in tiles], axis=1))
     save_image_atomic(OUT / "cutouts_before_after.jpg", np.concatenate(rows, axis=0), 88)
 
