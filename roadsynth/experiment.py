@@ -170,6 +170,7 @@ def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> dict[str
     Category names are made canonical here, once: an inserted class that is a real class under another
     case (`ambulance` for the real `Ambulance`) takes the real spelling, so no output holds both.
     """
+    from roadsynth.generators.bank import save_bank
     from roadsynth.generators.cutout_sources import build_bank_from_boxes
 
     train = load_split(train_path)
@@ -184,7 +185,7 @@ def prepare_generation(cfg: Config, out_dir: Path, train_path: Path) -> dict[str
         bank = build_bank_from_boxes(train.dataset, train.images_root, classes,
                                      segmenter=cfg.experiment.cutouts_segmenter)
         bank_dir = out_dir / "real_cutouts"
-        bank.save(bank_dir)
+        save_bank(bank, bank_dir)  # with the masks the box segmenter refused, for review
         sources.append(CutoutSource(kind="bank", path=bank_dir))
     g = cfg.generate.model_copy(update={"cutouts": sources})
     if g.insert is not None:

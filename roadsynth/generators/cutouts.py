@@ -19,6 +19,9 @@ from PIL import Image
 from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, inside, read_json
 
 
+BUILT_REFUSED = "refused when the bank was built"  # `kept: false` in a saved bank's index
+
+
 @dataclass(frozen=True)
 class Cutout:
     id: str
@@ -161,7 +164,8 @@ class CutoutBank:
     @classmethod
     def load(cls, folder: str | Path, include_refused: bool = False) -> "CutoutBank":
         """A saved bank with its review applied: cut-outs a person rejected (`decisions.csv`) are left out and
-        counted in `refused`, ones they accepted are in even where the bank's gate refused them. With
+        counted in `refused`, ones they accepted are in even where the bank's gate refused them (the others
+        the gate refused are counted too). With
         `include_refused`, every cut-out of the index, each with its `review` (for the review page)."""
         from roadsynth.generators.bank import read_decisions
 
@@ -176,6 +180,8 @@ class CutoutBank:
                     refused["rejected in review"] = refused.get("rejected in review", 0) + 1
                     continue
                 if e.get("kept") is False and review != "accept":
+                    # The reason is in the bank's manifest.json; a run from the bank counts them too.
+                    refused[BUILT_REFUSED] = refused.get(BUILT_REFUSED, 0) + 1
                     continue
             with Image.open(inside(folder, e["file"], f"{folder / 'index.json'} entry {e.get('id')!r}")) as im:
                 rgba = np.asarray(im.convert("RGBA"))

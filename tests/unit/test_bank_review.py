@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from roadsynth.generators.bank import DECISIONS, BankReview, read_decisions, save_bank, save_decision
-from roadsynth.generators.cutouts import CutoutBank
+from roadsynth.generators.cutouts import BUILT_REFUSED, CutoutBank
 from roadsynth.generators.cutout_sources import from_weizmann
 from tests.conftest import DATA
 
@@ -33,7 +33,7 @@ def test_rejected_cut_outs_never_reach_a_generation_and_accepted_ones_pass_the_g
     after = CutoutBank.load(bank)  # what `kind: bank` sources load
     ids = {c.id for c in after.cutouts}
     assert refused[0] in ids and kept[-1] not in ids and len(ids) == len(kept)
-    assert after.refused == {"rejected in review": 1}
+    assert after.refused == {"rejected in review": 1, BUILT_REFUSED: len(refused) - 1}  # counted, as in a run
     assert after.get(refused[0]).review == "accept"
     # A run's own gate (`insert.cutout_min_quality`) does not undo a person's accept.
     gated = after.gate(0.99)
@@ -90,7 +90,8 @@ def test_a_generation_from_a_reviewed_bank_pastes_only_what_the_review_left_in(t
     out = tmp_path / "run"
     generate_dataset(load_config(cfg_path), out)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["cutouts_refused"] == {"rejected in review": len(kept) - 2}
+    refused = [i for i in ids if review.status(i) == "refused"]  # by the gate, not accepted
+    assert manifest["cutouts_refused"] == {"rejected in review": len(kept) - 2, BUILT_REFUSED: len(refused)}
     used = {a["provenance"]["cutout_id"]: a["provenance"].get("cutout_review")
             for a in json.loads((out / "annotations.json").read_text())["annotations"] if "provenance" in a}
     assert used and set(used) <= {*kept[-2:], ids[0]}
