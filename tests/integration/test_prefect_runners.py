@@ -26,27 +26,34 @@ orchestration: {{task_runner: {runner}, workers: 2, max_in_flight: 2}}
     return cfg
 
 
-@pytest.mark.slow
-def test_dask_local_cluster_gives_the_same_dataset_as_threads(tmp_path, prefect_harness):
+@pytest.fixture(scope="module")
+def threads_run(tmp_path_factory, prefect_harness) -> tuple[Path, Path]:
+    """The default (threads) runner's dataset, which every other runner must reproduce byte for byte."""
     from roadsynth.flows.generate import run_generate
 
+    tmp = tmp_path_factory.mktemp("threads")
     images = DATA / "udacity_lanelines" / "images"
-    a = run_generate(str(write_config(tmp_path, images, "threads")), str(tmp_path / "threads"))
-    b = run_generate(str(write_config(tmp_path, images, "dask")), str(tmp_path / "dask"))
-    assert a["images"] == b["images"] == 8
-    assert (tmp_path / "threads" / "annotations.json").read_bytes() == (tmp_path / "dask" / "annotations.json").read_bytes()
+    assert run_generate(str(write_config(tmp, images, "threads")), str(tmp / "threads"))["images"] == 8
+    return images, tmp / "threads" / "annotations.json"
 
 
 @pytest.mark.slow
-def test_ray_local_cluster_gives_the_same_dataset_as_threads(tmp_path, prefect_harness, network_audit):
+def test_dask_local_cluster_gives_the_same_dataset_as_threads(tmp_path, threads_run):
+    from roadsynth.flows.generate import run_generate
+
+    images, threads = threads_run
+    assert run_generate(str(write_config(tmp_path, images, "dask")), str(tmp_path / "dask"))["images"] == 8
+    assert threads.read_bytes() == (tmp_path / "dask" / "annotations.json").read_bytes()
+
+
+@pytest.mark.slow
+def test_ray_local_cluster_gives_the_same_dataset_as_threads(tmp_path, threads_run, network_audit):
     """Ray (prefect-ray) runs the same chunk tasks in its worker processes: same bytes as the default runner."""
     from roadsynth.flows.generate import run_generate
 
-    images = DATA / "udacity_lanelines" / "images"
-    a = run_generate(str(write_config(tmp_path, images, "threads")), str(tmp_path / "threads"))
-    b = run_generate(str(write_config(tmp_path, images, "ray")), str(tmp_path / "ray"))
-    assert a["images"] == b["images"] == 8
-    assert (tmp_path / "threads" / "annotations.json").read_bytes() == (tmp_path / "ray" / "annotations.json").read_bytes()
+    images, threads = threads_run
+    assert run_generate(str(write_config(tmp_path, images, "ray")), str(tmp_path / "ray"))["images"] == 8
+    assert threads.read_bytes() == (tmp_path / "ray" / "annotations.json").read_bytes()
     assert network_audit.events == []
     # GPU tasks on a cluster without GPUs fail with a reason instead of queueing forever.
     cfg = write_config(tmp_path, images, "ray")
