@@ -74,7 +74,7 @@ def train_segmenter(
     out: Path = typer.Option(..., "--out", help="output folder: weights.safetensors, manifest.json"),
     overwrite: bool = OVERWRITE,
 ) -> None:
-    """Train the box segmenter: the learned box-to-mask step for box-only cut-out sources (~20 min on 2 cores)."""
+    """Train the box segmenter: the learned box-to-mask step for box-only cut-out sources (~40 min on 2 cores)."""
     from roadsynth.config import ConfigError, load_model
     from roadsynth.config.segmenter import SegmenterConfig
     from roadsynth.generators.segmenter_train import train_segmenter as run
@@ -88,6 +88,10 @@ def train_segmenter(
     console.print(f"[green]{out / m['weights']}: {m['n_instances']['train']} training instances, threshold "
                   f"{m['model']['threshold']}, validation ({v['n']} masks) mean IoU "
                   f"{v.get('mean_iou', float('nan')):.3f}, below 0.6 {v.get('below_0.6', float('nan')):.1%}[/green]")
+    if v.get("kept"):
+        k = v["kept"]
+        console.print(f"certainty floor {m['model']['min_certainty']}: refuses {v['refused']:.1%} of validation; "
+                      f"the kept {k.get('mean_iou', float('nan')):.3f}, below 0.6 {k.get('below_0.6', float('nan')):.1%}")
 
 
 class FlowKind(str, Enum):
