@@ -30,11 +30,12 @@ class SegmenterSource(Section):
 class SegmenterConfig(Section):
     """A small U-Net that turns a box into a mask, trained on `sources`.
 
-    `tuning`: that many animal instances (Weizmann, MSRC) of the sources are kept out of training, and the
-    mask threshold is chosen on them, and the certainty floor below which the segmenter refuses its own mask:
-    the one that refuses the `refuse_share` least certain tuning instances. `validation` sources are never trained or tuned on: the manifest
-    reports the model's and GrabCut's figures on them, after dropping every validation photo that is a
-    near-duplicate (pHash) of a training photo.
+    `tuning`: that many animal instances (Weizmann, MSRC) of the sources are kept out of training. The mask
+    threshold is chosen on them, and so is the certainty floor below which the segmenter refuses its own
+    mask: the one that refuses the `refuse_share` least certain tuning instances. `validation` sources are
+    never trained or tuned on: the manifest reports the model's figures on them (all masks, and those the
+    floor keeps), after dropping every validation photo that is a near-duplicate (pHash) of a training photo;
+    benchmarks/mask_quality.py puts GrabCut's beside them.
     """
 
     name: str = "box-segmenter"

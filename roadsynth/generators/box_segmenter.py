@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from roadsynth.generators.segmenter_data import MARGIN, box_crop
+from roadsynth.generators.segmenter_data import MARGIN, box_crop, crop_window
 
 WEIGHTS = "weights.safetensors"
 MANIFEST = "manifest.json"
@@ -57,7 +57,11 @@ def normalise(crops: np.ndarray):
     photos differ in exposure far more than the training set can show."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(crops)).float().permute(0, 3, 1, 2) / 255.0
+    return standardise(torch.from_numpy(np.ascontiguousarray(crops)).float().permute(0, 3, 1, 2) / 255.0)
+
+
+def standardise(x):
+    """Float N x 3 x H x W crops in [0, 1], each scaled by its own mean and spread (training and prediction)."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(0.02)
     return (x - mean) / std
@@ -123,9 +127,7 @@ def _uncrop(p: np.ndarray, box, margin: float, shape: tuple[int, int]) -> np.nda
     import cv2
 
     x1, y1, x2, y2 = box
-    bw, bh = x2 - x1, y2 - y1
-    cx1, cy1 = int(np.floor(x1 - margin * bw)), int(np.floor(y1 - margin * bh))
-    cx2, cy2 = int(np.ceil(x2 + margin * bw)), int(np.ceil(y2 + margin * bh))
+    cx1, cy1, cx2, cy2 = crop_window(box, margin)
     full = cv2.resize(p.astype(np.float32), (cx2 - cx1, cy2 - cy1), interpolation=cv2.INTER_LINEAR)
     H, W = shape
     ix1, iy1 = max(int(np.floor(x1)), 0), max(int(np.floor(y1)), 0)

@@ -12,7 +12,6 @@ No torch here.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -105,15 +104,20 @@ def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def crop_window(box: tuple[float, float, float, float], margin: float = MARGIN) -> tuple[int, int, int, int]:
+    """The photo pixels (x1, y1, x2, y2, rounded out; may reach outside the photo) that `box_crop` resizes."""
+    x1, y1, x2, y2 = box
+    bw, bh = x2 - x1, y2 - y1
+    return (int(np.floor(x1 - margin * bw)), int(np.floor(y1 - margin * bh)),
+            int(np.ceil(x2 + margin * bw)), int(np.ceil(y2 + margin * bh)))
+
+
 def box_crop(rgb: np.ndarray, box: tuple[float, float, float, float], size: int, margin: float = MARGIN,
              mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The box plus `margin` per side, resized to size x size (uint8 RGB; the mask resized the same way as
     float32 in [0, 1] when given). Outside the photo the border pixels are repeated, so the box always sits
     at the same place in the crop: [margin, 1 + margin] / (1 + 2 margin) of each side."""
-    x1, y1, x2, y2 = box
-    bw, bh = x2 - x1, y2 - y1
-    cx1, cy1 = int(np.floor(x1 - margin * bw)), int(np.floor(y1 - margin * bh))
-    cx2, cy2 = int(np.ceil(x2 + margin * bw)), int(np.ceil(y2 + margin * bh))
+    cx1, cy1, cx2, cy2 = crop_window(box, margin)
     H, W = rgb.shape[:2]
     pad = (max(-cy1, 0), max(cy2 - H, 0), max(-cx1, 0), max(cx2 - W, 0))
 
@@ -138,9 +142,3 @@ def sample_record(name: str, file: Path, category: str) -> dict[str, Any]:
     from roadsynth.detectors.starter import file_digests
 
     return {"id": name, "file": str(file), "category": category, **file_digests(file)}
-
-
-def write_records(path: Path, records: list[dict[str, Any]]) -> None:
-    from roadsynth.datasets.io import atomic_write_text
-
-    atomic_write_text(path, json.dumps(records, indent=1) + "\n")

@@ -28,7 +28,8 @@ import yaml
 
 from roadsynth.config.segmenter import SegmenterConfig
 from roadsynth.datasets.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from roadsynth.generators.box_segmenter import MANIFEST, WEIGHTS, BoxSegmenter, build_unet, certainty, normalise
+from roadsynth.generators.box_segmenter import MANIFEST, WEIGHTS, BoxSegmenter, build_unet, certainty, standardise
+from roadsynth.generators.masks import learned_mask, mask_iou
 from roadsynth.generators.segmenter_data import MARGIN, box_crop, iter_instances, tight_box
 
 STORE_MARGIN = 0.35
@@ -108,9 +109,7 @@ class Augment:
                 f = int(torch.randint(2, 5, (1,), generator=g))
                 small = F.interpolate(x[blur], scale_factor=1 / f, mode="area")
                 x[blur] = F.interpolate(small, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        # The same per-crop normalisation as at prediction (box_segmenter.normalise), on floats.
-        mean, std = x.mean(dim=(1, 2, 3), keepdim=True), x.std(dim=(1, 2, 3), keepdim=True).clamp_min(0.02)
-        return (x - mean) / std, y
+        return standardise(x), y  # as at prediction
 
 
 def train_segmenter(cfg: SegmenterConfig, out_dir: Path, *, overwrite: bool = False) -> dict[str, Any]:
@@ -176,7 +175,7 @@ def train_segmenter(cfg: SegmenterConfig, out_dir: Path, *, overwrite: bool = Fa
         p, truth = _predict_in_box(seg, rgb, m)
         sure.append(certainty(p))
         for t in THRESHOLDS:
-            ious[t].append(_iou(p >= t, truth))
+            ious[t].append(mask_iou(p >= t, truth))
     best = max(THRESHOLDS, key=lambda t: (np.mean(ious[t]) if tuning else 0, -abs(t - 0.5)))
     model["threshold"] = best
     # The floor refuses the `refuse_share` least certain tuning masks (none when there is nothing to tune on).
@@ -222,11 +221,6 @@ def _predict_in_box(seg: BoxSegmenter, rgb: np.ndarray, m: np.ndarray) -> tuple[
     return seg.probabilities(rgb, (x1, y1, x2, y2)), m[y1:y2, x1:x2]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
-
-
 def validation_instances(sources: list[dict], train_records: list[dict], min_area: int):
     """(instance id, file, RGB, mask, category) of the validation sources, without any photo that is (by
     pHash) a near-duplicate of a training photo, and the ids so left out."""
@@ -263,14 +257,13 @@ def validate(seg: BoxSegmenter, sources: list[dict], train_records: list[dict], 
     """The segmenter on `sources` less near-duplicates of its training photos, through `masks.learned_mask`
     (what a bank gets): all masks, and those its certainty floor keeps, with the share it refuses."""
     from roadsynth.datasets.records import Box
-    from roadsynth.generators.masks import learned_mask
 
     kept, dropped = validation_instances(sources, train_records, min_area)
     rows: list[tuple[str, float, bool]] = []
     for name, file, rgb, m, category in kept:
         x1, y1, x2, y2 = tight_box(m)
         mask, _, sure = learned_mask(rgb, Box.from_xyxy(x1, y1, x2, y2), seg)
-        rows.append((category, _iou(mask, m[y1:y2, x1:x2]), seg.min_certainty is None or sure >= seg.min_certainty))
+        rows.append((category, mask_iou(mask, m[y1:y2, x1:x2]), seg.min_certainty is None or sure >= seg.min_certainty))
 
     def figures(sel: list[tuple[str, float, bool]]) -> dict[str, Any]:
         if not sel:
