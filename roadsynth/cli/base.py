@@ -74,11 +74,12 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _load(config: Path):
-    from roadsynth.config import ConfigError, run_config
+def _load(config: Path, model: type | None = None):
+    """A run's config, or with `model` a config of that type (the starter's, the segmenter's); errors exit 2."""
+    from roadsynth.config import ConfigError, load_model, run_config
 
-    try:  # parsed once per process: a Prefect flow run in this process takes the same parse
-        return run_config(config)
+    try:  # a run's is parsed once per process: a Prefect flow run in this process takes the same parse
+        return run_config(config) if model is None else load_model(config, model)
     except ConfigError as e:
         _fail(str(e))
 

@@ -55,14 +55,10 @@ def train_starter(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Train a starter detector that knows common road classes but no long-tail class (up to ~2 h on 2 cores)."""
-    from roadsynth.config import ConfigError, StarterConfig, load_model
+    from roadsynth.config import StarterConfig
     from roadsynth.detectors.starter import train_starter as run
 
-    try:
-        cfg = load_model(config, StarterConfig)
-    except ConfigError as e:
-        _fail(str(e))
-    manifest = run(cfg, out, overwrite=overwrite)
+    manifest = run(_load(config, StarterConfig), out, overwrite=overwrite)
     m = manifest["val_metrics"]
     console.print(f"[green]{out / manifest['weights']}: {manifest['n_images']['train']} train images, "
                   f"val mAP50 {m['mAP50']:.3f}, mAP50-95 {m['mAP50_95']:.3f}[/green]")
@@ -75,15 +71,10 @@ def train_segmenter(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Train the box segmenter: the learned box-to-mask step for box-only cut-out sources (~40 min on 2 cores)."""
-    from roadsynth.config import ConfigError, load_model
     from roadsynth.config.segmenter import SegmenterConfig
     from roadsynth.generators.segmenter_train import train_segmenter as run
 
-    try:
-        cfg = load_model(config, SegmenterConfig)
-    except ConfigError as e:
-        _fail(str(e))
-    m = run(cfg, out, overwrite=overwrite)
+    m = run(_load(config, SegmenterConfig), out, overwrite=overwrite)
     v = m["validation"]["all"]
     console.print(f"[green]{out / m['weights']}: {m['n_instances']['train']} training instances, threshold "
                   f"{m['model']['threshold']}, validation ({v['n']} masks) mean IoU "
