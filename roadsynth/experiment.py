@@ -36,7 +36,6 @@ from roadsynth.datasets.registry import read_dataset
 from roadsynth.datasets.split import count_per_category, filter_dataset, split_dataset
 
 
-
 def split_real(cfg: Config) -> dict[str, DatasetSplit]:
     """train (thinned) / val / test of the experiment's real data."""
     r = cfg.experiment.real
@@ -61,11 +60,13 @@ def split_real(cfg: Config) -> dict[str, DatasetSplit]:
 
 
 def config_digest(cfg: Config) -> str:
-    """What determines an experiment's outputs: the generation and the experiment sections (not how the tasks
-    run), so a re-run over the same folder resumes only the same experiment."""
+    """What determines an experiment's outputs (the generate and experiment sections, less how the tasks run:
+    `parallel`, `gpus_per_training`), so a re-run resumes only the same experiment, if need be fewer at once."""
     import hashlib
 
-    data = {"generate": cfg.generate.model_dump(mode="json"), "experiment": cfg.experiment.model_dump(mode="json")}
+    how_it_runs = {"parallel", "gpus_per_training"}
+    data = {"generate": cfg.generate.model_dump(mode="json"),
+            "experiment": cfg.experiment.model_dump(mode="json", exclude=how_it_runs)}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

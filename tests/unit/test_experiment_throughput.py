@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from roadsynth.cli import report_summary
 from roadsynth.datasets.io import atomic_write_json
 from roadsynth.detectors.reuse import TrainedCache
-from roadsynth.experiment import plan_parallelism
+from roadsynth.experiment import config_digest, plan_parallelism
 from roadsynth.runs import experiment_snapshot, snapshot_lines
 from tests.unit.test_experiment_protocol import quickstart
 
@@ -27,6 +27,15 @@ def test_trainings_share_the_cores_and_threads_never_depend_on_parallel(tmp_path
     assert plan_parallelism(fixed, 6, cores=2)["parallel"] == 1
     gpu = quickstart(tmp_path, detector={**cfg.experiment.detector.model_dump(mode="json"), "device": "0"})
     assert plan_parallelism(gpu, 6, cores=16) == {"parallel": 1, "threads_per_training": 16, "cores": 16}
+
+
+def test_a_run_resumes_with_other_parallelism_but_not_with_other_trainings(tmp_path):
+    digest = config_digest(quickstart(tmp_path))
+    assert config_digest(quickstart(tmp_path, parallel=1)) == digest
+    assert config_digest(quickstart(tmp_path, gpus_per_training=1)) == digest
+    # Threads are part of each training's key (CPU reductions may round differently): another experiment.
+    assert config_digest(quickstart(tmp_path, threads_per_training=1)) != digest
+    assert config_digest(quickstart(tmp_path, seeds=[0])) != digest
 
 
 def test_progress_snapshot_reads_plan_progress_and_finished_runs(tmp_path):
