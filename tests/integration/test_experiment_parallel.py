@@ -1,6 +1,6 @@
 """Experiment throughput with real (tiny) trainings: a run killed with -9 mid-training keeps its finished
-trainings, its console is quiet, and one-at-a-time, side-by-side, 2-worker Dask and 2-worker Ray runs give
-the same detectors and the same metrics."""
+trainings and resumes with another `parallel`, its console is quiet, and one-at-a-time, side-by-side,
+2-worker Dask and 2-worker Ray trainings give the same detectors and the same metrics."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ import pytest
 import yaml
 
 from tests.integration.test_quickstart_e2e import reduced_quickstart
+
+# One worker runs this module's tests (pytest-xdist): the cluster runs compare with the resumed run.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("experiment-runners")]
 
 METRICS = ("mAP50", "mAP50_95", "training_key", "epochs", "steps")
 
@@ -36,57 +39,73 @@ def rows(out: Path) -> dict:
     return {(r["arm"], r["seed"]): {k: r[k] for k in METRICS} | {"per_class": r.get("per_class")} for r in runs}
 
 
+def generated(out: Path) -> dict:
+    """The generated dataset less `info`, whose config digest covers the run folder's own cut-out bank path."""
+    return {k: v for k, v in json.loads((out / "generated" / "annotations.json").read_text()).items() if k != "info"}
+
+
 def cli(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "roadsynth.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
 
 
-@pytest.mark.slow
-def test_killed_experiment_resumes_quietly_and_every_runner_trains_the_same_detectors(tmp_path, prefect_harness,
-                                                                                     network_audit):
-    from typer.testing import CliRunner
-
-    from roadsynth.cli import app
-
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
-    parallel, out = config(tmp_path, "parallel.yaml", experiment={"parallel": 2}), tmp_path / "parallel"
-    proc = cli("experiment", str(parallel), "--out", str(out), env=env)
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory, prefect_harness) -> tuple[Path, set[str], str]:
+    """(run folder, trainings finished before the kill, the re-run's console): an experiment training one at a
+    time, killed with -9 once its first training finished, re-run with two trainings side by side."""
+    tmp = tmp_path_factory.mktemp("resume")
+    env = {**os.environ, "PREFECT_HOME": str(tmp / "prefect")}
+    out = tmp / "run"
+    proc = cli("experiment", str(config(tmp, "serial.yaml", experiment={"parallel": 1})), "--out", str(out), env=env)
     deadline = time.time() + 300
     while not list((out / "runs").glob("*/training.json")):  # the first training finished
         assert proc.poll() is None and time.time() < deadline, proc.stdout.read()
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the flow, its Prefect server and the running trainings
+    os.killpg(proc.pid, signal.SIGKILL)  # the flow, its Prefect server and the running training
     proc.wait()
     finished = {p.parent.name for p in (out / "runs").glob("*/training.json")}
-    assert 1 <= len(finished) < 4
 
-    again = cli("experiment", str(parallel), "--out", str(out), env=env)
+    # `parallel` says how the trainings run, not what they are: the same experiment, so the folder resumes.
+    again = cli("experiment", str(config(tmp, "parallel.yaml", experiment={"parallel": 2})), "--out", str(out),
+                env=env)
     console, _ = again.communicate(timeout=600)
     assert again.returncode == 0, console
+    return out, finished, console
+
+
+def test_a_killed_experiment_keeps_its_finished_trainings_and_resumes_quietly(resumed, network_audit):
+    out, finished, console = resumed
+    assert finished == {"real_seed0"}, finished  # one at a time, in job order: the second one was running
     assert "Ultralytics" not in console and "Freezing layer" not in console, console  # all in runs/*/train.log
     assert len(console.splitlines()) <= 60, console
     assert "trainings 4/4 done" in console and "## Verdict: Ambulance AP50" in console
     got = json.loads((out / "metrics.json").read_text())["runs"]
     from roadsynth.experiment import arm_dirname
 
-    for r in got:  # the finished ones were kept, the others retrained
+    for r in got:  # the finished one was kept, the others retrained
         assert (r["reused_from"] == "run folder") == (arm_dirname(r["arm"], r["seed"]) in finished), r
     assert "Freezing layer" in (out / "runs" / "real_seed0" / "train.log").read_text()
+    assert json.loads((out / "runs" / "plan.json").read_text())["parallel"] == 2
 
-    # One at a time: the same trainings, the same numbers.
-    serial = tmp_path / "serial"
-    result = CliRunner().invoke(app, ["experiment", str(config(tmp_path, "serial.yaml", experiment={"parallel": 1})),
-                                      "--out", str(serial)])
+
+@pytest.mark.parametrize("runner", ["dask", "ray"])
+def test_a_cluster_trains_the_same_detectors_as_one_at_a_time_and_side_by_side(resumed, runner, tmp_path,
+                                                                               network_audit):
+    """On a 2-worker local cluster, seed 0 only (a training depends on its arm, seed, data and threads, not on
+    which other trainings share the run): the same trainings as the resumed run, whose `real` seed 0 was
+    trained alone before the kill and the rest two at a time, and the same generated data."""
+    from typer.testing import CliRunner
+
+    from roadsynth.cli import app
+
+    reference, _, _ = resumed
+    seed0 = {k: v for k, v in rows(reference).items() if k[1] == 0}
+    assert len(seed0) == 2
+    cfg = config(tmp_path, f"{runner}.yaml", experiment={"seeds": [0]},
+                 orchestration={"task_runner": runner, "workers": 2})
+    result = CliRunner().invoke(app, ["experiment", str(cfg), "--out", str(tmp_path / runner)])
     assert result.exit_code == 0, result.output + repr(result.exception)
-    assert rows(serial) == rows(out)
-    # On a 2-worker local Dask cluster and a 2-worker local Ray cluster (seed 0 only: a training depends on its
-    # arm, seed, data and threads, not on which other trainings share the run): the same seed-0 trainings.
-    seed0 = {k: v for k, v in rows(out).items() if k[1] == 0}
-    for name in ("dask", "ray"):
-        cfg = config(tmp_path, f"{name}.yaml", experiment={"seeds": [0]},
-                     orchestration={"task_runner": name, "workers": 2})
-        result = CliRunner().invoke(app, ["experiment", str(cfg), "--out", str(tmp_path / name)])
-        assert result.exit_code == 0, result.output + repr(result.exception)
-        assert rows(tmp_path / name) == seed0 and len(seed0) == 2
-        assert json.loads((tmp_path / name / "timings.json").read_text())["task_runner"] == name
+    assert rows(tmp_path / runner) == seed0
+    assert json.loads((tmp_path / runner / "timings.json").read_text())["task_runner"] == runner
+    assert generated(tmp_path / runner) == generated(reference)
     assert network_audit.events == [], network_audit.events

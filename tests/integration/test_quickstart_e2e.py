@@ -9,7 +9,10 @@ import pytest
 import yaml
 
 from roadsynth.config import load_config
-from tests.conftest import ROOT, invoke_in_process
+from tests.conftest import ROOT, NetworkAudit, invoke_in_process
+
+# One worker runs this module's tests (pytest-xdist): the second experiment reuses the first one's trainings.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quickstart")]
 
 
 def reduced_quickstart(tmp_path: Path, name: str = "quickstart_small.yaml", doses=(), **generate) -> Path:
@@ -26,17 +29,25 @@ def reduced_quickstart(tmp_path: Path, name: str = "quickstart_small.yaml", dose
     return path
 
 
-@pytest.mark.slow
-def test_quickstart_end_to_end_offline(tmp_path, network_audit, prefect_harness):
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, prefect_harness) -> tuple[Path, Path]:
+    """(folder of its config and training cache, run folder): the reduced quickstart with the placement
+    ablation arm, one dose (every generated image), through the flows, under the network audit."""
+    tmp = tmp_path_factory.mktemp("quickstart")
+    out = tmp / "run"
+    with NetworkAudit() as audit:
+        result = invoke_in_process(["experiment", reduced_quickstart(tmp), "--out", out])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert audit.events == [], audit.events
+    return tmp, out
+
+
+def test_quickstart_end_to_end_offline(first_run):
     from typer.testing import CliRunner
 
     from roadsynth.cli import app
 
-    out = tmp_path / "run"
-    result = invoke_in_process(["experiment", reduced_quickstart(tmp_path), "--out", out])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    assert network_audit.events == [], network_audit.events
-
+    _, out = first_run
     # The generated dataset is valid for roadsynth's validator and for pycocotools.
     gen = out / "generated"
     check = CliRunner().invoke(app, ["validate", str(gen / "annotations.json"), "--images-root", str(gen / "images")])
@@ -84,26 +95,16 @@ def test_quickstart_end_to_end_offline(tmp_path, network_audit, prefect_harness)
     placed = [a["provenance"]["placement"] for a in rand["annotations"] if "provenance" in a]
     assert placed and all(p["scale_source"] == "random" and p["distance_m"] is None for p in placed)
 
-    # Changing only the generation config retrains only the arms with generated data.
-    out2 = tmp_path / "run2"
-    config2 = reduced_quickstart(tmp_path, "quickstart_small_seed7.yaml", seed=7)
-    result = invoke_in_process(["experiment", config2, "--out", out2])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    rows = {(r["arm"], r["seed"]): r for r in json.loads((out2 / "metrics.json").read_text())["runs"]}
-    assert all(rows[("real", s)]["reused"] for s in (0, 1))
-    assert not any(rows[(a, s)]["reused"] for a in ("real+generated", "real+random") for s in (0, 1))
-    first = {(r["arm"], r["seed"]): r for r in metrics["runs"]}
-    assert rows[("real", 0)]["mAP50"] == first[("real", 0)]["mAP50"]  # the same weights, the same test set
 
-
-@pytest.mark.slow
-def test_quickstart_with_doses_reports_the_curve_and_its_trend(tmp_path, prefect_harness):
-    """The bundled quickstart's shape (nested doses, one generation) at test size, through the flows."""
-    cfg = yaml.safe_load(reduced_quickstart(tmp_path, doses=[0, 3, 6]).read_text())
+def test_doses_report_the_curve_and_its_trend_and_retrain_only_generated_arms(first_run):
+    """The bundled quickstart's shape (nested doses, one generation) at test size, through the flows, over the
+    first run's training cache with another generation seed: the real arm is reused, every dose retrains."""
+    tmp, first = first_run
+    cfg = yaml.safe_load(reduced_quickstart(tmp, "doses.yaml", doses=[0, 3, 6], seed=7).read_text())
     cfg["experiment"]["arms"] = ["real", "real+generated"]
-    path = tmp_path / "doses.yaml"
+    path = tmp / "doses.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    out = tmp_path / "run"
+    out = tmp / "doses"
     result = invoke_in_process(["experiment", path, "--out", out])
     assert result.exit_code == 0, result.output + repr(result.exception)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -120,3 +121,12 @@ def test_quickstart_with_doses_reports_the_curve_and_its_trend(tmp_path, prefect
     report = (out / "report.md").read_text()
     assert report.split("## ")[1].startswith("Verdict: Ambulance AP50 against the amount of generated data")
     assert (out / "plots" / "dose_curve.png").exists() and "budget" not in metrics or not metrics["budget"]
+
+    # Only the generation and the doses changed: the real arm's trainings come from the first run's cache
+    # (the same weights, so the same numbers on the same test set); every generated arm is trained anew.
+    rows = {(r["arm"], r["seed"]): r for r in metrics["runs"]}
+    first_rows = {(r["arm"], r["seed"]): r for r in json.loads((first / "metrics.json").read_text())["runs"]}
+    for s in (0, 1):
+        assert rows[("real", s)]["reused_from"] == "cache"
+        assert rows[("real", s)]["mAP50"] == first_rows[("real", s)]["mAP50"]
+        assert not any(rows[(f"real+generated@{d}", s)]["reused"] for d in (3, 6))

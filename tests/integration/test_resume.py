@@ -36,7 +36,9 @@ def run(cfg: Path, out: Path, engine: str, kill_after_chunks: int | None = None)
     cmd = [sys.executable, "-m", "roadsynth.cli", "generate", str(cfg), "--out", str(out), "--engine", engine]
     # Own process group: the kill takes the run's ephemeral Prefect server with it, as a killed job's
     # container would, instead of leaving it orphaned on the machine.
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    # A Prefect home of the test's own: not the user's, and not shared with another pytest-xdist worker's run.
+    env = {**os.environ, "PREFECT_HOME": str(out.parent / "prefect")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env)
     if kill_after_chunks is None:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err.decode()[-2000:]
@@ -63,28 +65,37 @@ def check_same(reference: Path, resumed: Path) -> None:
     assert sorted(p.name for p in (resumed / "images").iterdir()) == sorted(p.name for p in (reference / "images").iterdir())
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, Path]:
+    """(config, the dataset of an uninterrupted run), which every killed and resumed run must reproduce."""
+    tmp = tmp_path_factory.mktemp("resume")
+    cfg = config(tmp)
+    run(cfg, tmp / "ref", "local")
+    return cfg, tmp / "ref"
+
+
 @pytest.mark.slow
-def test_sigkill_then_resume_gives_the_uninterrupted_dataset_local_engine(tmp_path):
-    cfg = config(tmp_path)
-    run(cfg, tmp_path / "ref", "local")
+@pytest.mark.xdist_group("resume")
+def test_sigkill_then_resume_gives_the_uninterrupted_dataset_local_engine(tmp_path, reference):
+    cfg, ref = reference
     # Fixed kill points, early and late, so that a failure names one that reproduces it.
     for k in (3, 13):
         out = tmp_path / f"killed_after_{k}"
         done = run(cfg, out, "local", kill_after_chunks=k)
         assert 2 <= done < 24, f"kill after {k} chunks landed after {done} chunks"
         run(cfg, out, "local")
-        check_same(tmp_path / "ref", out)
+        check_same(ref, out)
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_through_prefect(tmp_path):
-    cfg = config(tmp_path)
-    run(cfg, tmp_path / "ref", "local")
+@pytest.mark.xdist_group("resume")
+def test_sigkill_then_resume_through_prefect(tmp_path, reference):
+    cfg, ref = reference
     out = tmp_path / "killed"
     done = run(cfg, out, "prefect", kill_after_chunks=3)
     assert 3 <= done < 24, f"kill landed after {done} chunks"
     run(cfg, out, "prefect")
-    check_same(tmp_path / "ref", out)
+    check_same(ref, out)
 
 
 def test_chunks_of_another_config_are_not_reused(tmp_path):
