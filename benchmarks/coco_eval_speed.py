@@ -1,7 +1,10 @@
 """faster-coco-eval vs pycocotools on the same synthetic data: identical numbers? how much faster?
-Also the cost of the experiment's image bootstrap (per-image matching once, then re-weighted AP).
+Also the cost of the experiment's image bootstrap (per-image matching once, then re-weighted AP), beside the
+same resamples scored straight from COCO's definition (every detection's cumulative counts), and whether the
+two agree exactly.
 
     python benchmarks/coco_eval_speed.py [--sizes 500 5000] [--out results.json]   # prints JSON
+    python benchmarks/coco_eval_speed.py --experiment runs/quickstart   # the bootstrap on an experiment's runs
 
 Timings are best of `--repeat` runs of the whole `evaluate_detections` call (build GT, loadRes,
 evaluate, accumulate, summarize).
@@ -22,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from roadsynth.datasets.io import atomic_write_json  # noqa: E402
 from roadsynth.evaluation.coco_metrics import PerImageEval, evaluate_detections  # noqa: E402
-from tests.unit.test_evaluation_coco_metrics import synthetic  # noqa: E402
+from tests.unit.test_evaluation_coco_metrics import direct_ap, synthetic  # noqa: E402
 
 
 def best_of(fn, repeat: int) -> float:
@@ -47,16 +50,46 @@ def run(n: int, repeat: int, n_boot: int) -> dict:
     per_image = PerImageEval(gt, dets)
     t_build = time.perf_counter() - t
     rng = np.random.default_rng(0)
+    samples = [np.bincount(rng.integers(0, n, n), minlength=n).astype(float) for _ in range(n_boot)]
     t = time.perf_counter()
-    for _ in range(n_boot):
-        per_image.ap(np.bincount(rng.integers(0, n, n), minlength=n).astype(float))
+    fast_aps = [per_image.ap(w) for w in samples]
     t_boot = (time.perf_counter() - t) / n_boot
+    t = time.perf_counter()
+    direct_aps = [direct_ap(per_image, w) for w in samples]
+    t_direct = (time.perf_counter() - t) / n_boot
     return {"images": n, "annotations": len(gt.annotations), "detections": len(dets),
             "max_abs_stat_diff": stat_diff, "max_abs_per_class_ap_diff": class_diff,
             "pycocotools_s": round(t_ref, 3), "faster_coco_eval_s": round(t_fast, 3),
             "speedup": round(t_ref / t_fast, 2), "mAP50_95": round(fast.stats["mAP50_95"], 4),
             "per_image_eval_build_s": round(t_build, 3), "bootstrap_resample_ms": round(1000 * t_boot, 2),
+            "bootstrap_resample_direct_ms": round(1000 * t_direct, 2),
+            "bootstrap_speedup": round(t_direct / t_boot, 2), "bootstrap_identical": fast_aps == direct_aps,
             "per_image_ap_minus_cocoeval": abs(per_image.ap()["mAP50_95"] - ref.stats["mAP50_95"])}
+
+
+def experiment_bootstrap(folder: Path, n_boot: int) -> dict:
+    """The report's workload: every run's test predictions, AP under the same image resamples, both ways."""
+    from roadsynth.experiment import load_split
+
+    test = load_split(folder / "splits" / "test.json").dataset
+    n = len(test.images)
+    rng = np.random.default_rng(0)
+    samples = [np.bincount(rng.integers(0, n, n), minlength=n).astype(float) for _ in range(n_boot)]
+    runs, t_fast, t_direct, identical = [], 0.0, 0.0, True
+    for pred in sorted(folder.glob("runs/*/predictions.json")):
+        ev = PerImageEval(test, json.loads(pred.read_text()))
+        t = time.perf_counter()
+        fast = [ev.ap(w) for w in samples]
+        t_fast += time.perf_counter() - t
+        t = time.perf_counter()
+        direct = [direct_ap(ev, w) for w in samples]
+        t_direct += time.perf_counter() - t
+        identical &= fast == direct
+        runs.append({"run": pred.parent.name, "detections": sum(ce.scores.size for ce in ev.categories.values())})
+    return {"experiment": str(folder), "test_images": n, "runs": runs, "resamples": n_boot,
+            "ap_calls": n_boot * len(runs), "bootstrap_resample_ms": round(1000 * t_fast / (n_boot * len(runs)), 2),
+            "bootstrap_resample_direct_ms": round(1000 * t_direct / (n_boot * len(runs)), 2),
+            "bootstrap_speedup": round(t_direct / t_fast, 2), "bootstrap_identical": identical}
 
 
 def main() -> None:
@@ -64,9 +97,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 5000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--n-boot", type=int, default=50, help="resamples timed for the bootstrap cost")
+    parser.add_argument("--experiment", type=Path, help="an experiment folder: time its runs' bootstrap instead")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
-    out = [run(n, args.repeat, args.n_boot) for n in args.sizes]
+    if args.experiment:
+        out = experiment_bootstrap(args.experiment, args.n_boot)
+    else:
+        out = [run(n, args.repeat, args.n_boot) for n in args.sizes]
     print(json.dumps(out, indent=2))
     if args.out:
         atomic_write_json(args.out, out, indent=2)

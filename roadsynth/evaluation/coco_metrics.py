@@ -176,6 +176,22 @@ class _CategoryEval:
     tp: np.ndarray  # (T, D) bool
     fp: np.ndarray  # (T, D) bool
     npig: np.ndarray  # (I,) non-ignored ground truth per image
+    # Recall rises only at a true positive, so the interpolated precision needs the cumulative counts there
+    # alone: each threshold's true-positive positions, padded to one width M with its last one (T, M), and
+    # which entries are real. Hundreds of them instead of thousands of detections per bootstrap resample.
+    tp_at: np.ndarray
+    tp_real: np.ndarray
+    all_counted: bool  # no ignored detection: every one is a tp or an fp at every threshold
+
+    @classmethod
+    def of(cls, scores: np.ndarray, image_index: np.ndarray, tp: np.ndarray, fp: np.ndarray,
+           npig: np.ndarray) -> "_CategoryEval":
+        rows = [np.flatnonzero(r) for r in tp]
+        width = max((r.size for r in rows), default=0)
+        at, real = np.zeros((len(rows), width), int), np.zeros((len(rows), width), bool)
+        for t, r in enumerate(rows):
+            at[t, : r.size], at[t, r.size :], real[t, : r.size] = r, r[-1] if r.size else 0, True
+        return cls(scores, image_index, tp, fp, npig, at, real, bool((tp | fp).all()))
 
 
 class PerImageEval:
@@ -225,12 +241,12 @@ class PerImageEval:
             if scores:
                 s = np.concatenate(scores)
                 order = np.argsort(-s, kind="mergesort")  # COCO's stable order
-                self.categories[cat] = _CategoryEval(s[order], np.concatenate(img)[order],
-                                                     np.concatenate(tp, axis=1)[:, order],
-                                                     np.concatenate(fp, axis=1)[:, order], npig_all[cat])
+                self.categories[cat] = _CategoryEval.of(s[order], np.concatenate(img)[order],
+                                                        np.concatenate(tp, axis=1)[:, order],
+                                                        np.concatenate(fp, axis=1)[:, order], npig_all[cat])
             else:
-                self.categories[cat] = _CategoryEval(np.zeros(0), np.zeros(0, int), np.zeros((T, 0), bool),
-                                                     np.zeros((T, 0), bool), npig_all[cat])
+                self.categories[cat] = _CategoryEval.of(np.zeros(0), np.zeros(0, int), np.zeros((T, 0), bool),
+                                                        np.zeros((T, 0), bool), npig_all[cat])
 
     def ap(self, weights: np.ndarray | None = None, category_ids: Sequence[int] | None = None) -> dict[str, float]:
         """mAP50-95 and mAP50 with image multiplicities `weights` (aligned with `image_ids`; None = each once),
@@ -245,9 +261,15 @@ class PerImageEval:
             if ce.scores.size == 0:
                 per_t.append(np.zeros(ce.tp.shape[0]))
                 continue
+            # Multiplicities are whole numbers, so every cumulative sum here is exact and equals COCO's
+            # cumulative tp and fp counts at the same detections.
             w = w_img[ce.image_index]
-            tps, fps = np.cumsum(ce.tp * w, axis=1), np.cumsum(ce.fp * w, axis=1)
-            per_t.append(np.array([_interp_q(tps[t], fps[t], n).mean() for t in range(tps.shape[0])]))
+            if ce.all_counted:
+                counted = np.cumsum(w)[ce.tp_at]
+            else:
+                counted = np.take_along_axis(np.cumsum((ce.tp | ce.fp) * w, axis=1), ce.tp_at, axis=1)
+            tps = np.cumsum(w[ce.tp_at] * ce.tp_real, axis=1)
+            per_t.append(_interp_q(tps, counted - tps, n).mean(axis=-1))
         if not per_t:
             return {"mAP50_95": math.nan, "mAP50": math.nan}
         arr = np.array(per_t)  # (K present, T)
@@ -265,12 +287,15 @@ class PerImageEval:
 
 
 def _interp_q(tp: np.ndarray, fp: np.ndarray, npig: float) -> np.ndarray:
-    """COCO's interpolated precision at the 101 recall thresholds (precision envelope, left search)."""
+    """COCO's interpolated precision at the 101 recall thresholds (precision envelope, left search) of one
+    row of cumulative tp and fp counts, or of each row of a (T, D) stack."""
     rc = tp / npig
     pr = tp / np.maximum(tp + fp, np.spacing(1))
-    pr = np.maximum.accumulate(pr[::-1])[::-1]
-    idx = np.searchsorted(rc, REC_THRS, side="left")
-    q = np.zeros(REC_THRS.size)
-    valid = idx < pr.size
-    q[valid] = pr[idx[valid]]
-    return q
+    pr = np.flip(np.maximum.accumulate(np.flip(pr, -1), axis=-1), -1)
+    rows = rc.reshape(-1, rc.shape[-1])
+    q = np.zeros((rows.shape[0], REC_THRS.size))
+    if rows.shape[1]:
+        idx = np.stack([np.searchsorted(row, REC_THRS, side="left") for row in rows])  # each row is sorted
+        valid = idx < rows.shape[1]
+        q = np.where(valid, np.take_along_axis(pr.reshape(rows.shape), np.where(valid, idx, 0), axis=-1), 0.0)
+    return q.reshape(*rc.shape[:-1], REC_THRS.size)

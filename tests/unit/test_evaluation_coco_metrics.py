@@ -180,6 +180,42 @@ def test_per_image_eval_reproduces_cocoeval_exactly():
     assert ev.pr_curve(3).mean() == pytest.approx(coco.per_class["b"]["AP50"], abs=1e-12)
 
 
+def direct_ap(ev: PerImageEval, weights: np.ndarray, category_ids=None) -> dict[str, float]:
+    """`PerImageEval.ap` straight from COCO's definition: per class and IoU threshold, weighted tp and fp counts
+    cumulated over every score-sorted detection, the precision envelope, the left search at each of the 101
+    recall thresholds (the reference for tests/benchmarks/coco_eval_speed.py)."""
+    thr, per_t = np.linspace(0.0, 1.00, 101), []
+    for cat, ce in ev.categories.items():
+        n, w = float((ce.npig * weights).sum()), weights[ce.image_index]
+        if (category_ids is not None and cat not in category_ids) or n == 0:
+            continue
+        row = []
+        for tp, fp in zip(np.cumsum(ce.tp * w, axis=1), np.cumsum(ce.fp * w, axis=1)):
+            rc, pr = tp / n, tp / np.maximum(tp + fp, np.spacing(1))
+            pr = np.maximum.accumulate(pr[::-1])[::-1]
+            row.append(np.array([pr[i] if i < pr.size else 0.0 for i in np.searchsorted(rc, thr, side="left")]).mean())
+        per_t.append(row)
+    if not per_t:
+        return {"mAP50_95": math.nan, "mAP50": math.nan}
+    arr = np.array(per_t)
+    return {"mAP50_95": float(arr.mean()), "mAP50": float(arr[:, 0].mean())}
+
+
+def test_weighted_ap_is_cocos_definition_exactly_under_bootstrap_multiplicities():
+    g, dets = synthetic(100, 1, 0.6)
+    ev = PerImageEval(g, dets)
+    # Crowd boxes make some detections ignored in some classes, not in others: both ways of counting are used.
+    assert {ce.all_counted for ce in ev.categories.values()} == {True, False}
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        w = np.bincount(rng.integers(0, 100, 100), minlength=100).astype(float)
+        assert ev.ap(w) == direct_ap(ev, w)
+        assert ev.ap(w, [3]) == direct_ap(ev, w, [3])
+    assert 0 < ev.ap()["mAP50_95"] < 1 and ev.ap() == direct_ap(ev, np.ones(100))
+    empty = PerImageEval(g, [])  # no detections: AP 0, not a crash
+    assert empty.ap(w) == direct_ap(empty, w) == {"mAP50_95": 0.0, "mAP50": 0.0}
+
+
 def test_per_image_weights_match_a_dataset_with_copied_images():
     g, dets = synthetic(40, 1, 0.5)
     w = np.zeros(40)
