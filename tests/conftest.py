@@ -64,10 +64,10 @@ def _is_local(host: str) -> bool:
 def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto`: one worker per usable core, at most 4. Experiments in the slow layer fan their trainings out
     over the cores themselves, and each worker holds torch, so more workers add memory, not speed."""
-    from roadsynth.experiment import usable_cores
-
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
+    from roadsynth.experiment import usable_cores
+
     return min(usable_cores(), 4)
 
 

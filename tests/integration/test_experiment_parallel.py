@@ -73,7 +73,7 @@ def resumed(tmp_path_factory, prefect_harness) -> tuple[Path, set[str], str]:
     return out, finished, console
 
 
-def test_a_killed_experiment_keeps_its_finished_trainings_and_resumes_quietly(resumed, network_audit):
+def test_a_killed_experiment_keeps_its_finished_trainings_and_resumes_quietly(resumed):
     out, finished, console = resumed
     assert finished == {"real_seed0"}, finished  # one at a time, in job order: the second one was running
     assert "Ultralytics" not in console and "Freezing layer" not in console, console  # all in runs/*/train.log
